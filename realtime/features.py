@@ -1,0 +1,369 @@
+"""Streaming, causal feature extraction: mono samples in, one feature vector per mood update out.
+
+One STFT per frame (``center=False``, Hann window) feeds every spectral feature; frame
+features go into a fixed-size frame ring; at each update instant the window statistics
+over the model's context are computed from that ring. Levels use a fixed reference
+(0 dBFS = a full-scale square wave), there is no tuning estimation and no statistic of
+the whole signal, so the result at time *t* depends only on audio before *t* and a file
+fed in blocks of any size gives the same vectors as the whole file at once.
+
+This module is the single feature implementation: ``tools/`` trains on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+
+from realtime.ringbuffer import RingBuffer
+
+FEATURE_VERSION = "mt-feat-1"
+
+#: Names of the per-frame features that get window statistics (chroma is handled apart).
+FRAME_NAMES: tuple[str, ...] = (
+    *(f"mfcc{i:02d}" for i in range(20)),
+    *(f"contrast{i}" for i in range(7)),
+    "centroid", "bandwidth", "rolloff", "flatness", "rms_db", "zcr", "flux",
+)
+_N_FRAME = len(FRAME_NAMES)
+_N_CHROMA = 12
+_I_RMS = FRAME_NAMES.index("rms_db")
+_I_FLUX = FRAME_NAMES.index("flux")
+
+#: Window-level feature names, in the order of the vector a model receives.
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"{n}_mean" for n in FRAME_NAMES),
+    *(f"{n}_std" for n in FRAME_NAMES),
+    *(f"{n}_short" for n in FRAME_NAMES),
+    "key_major", "key_minor", "mode", "mode_short", "key_clarity", "chroma_flux",
+    "tempo_log2", "pulse_clarity", "onset_density",
+    "dyn_range_db", "rms_delta_std",
+)
+
+# Krumhansl-Kessler key profiles, C major and C minor.
+_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def _key_matrix() -> np.ndarray:
+    """24 x 12 z-scored key profiles (12 major rotations then 12 minor)."""
+    rows = [np.roll(p, k) for p in (_MAJOR, _MINOR) for k in range(12)]
+    m = np.array(rows)
+    m = (m - m.mean(axis=1, keepdims=True)) / m.std(axis=1, keepdims=True)
+    return m.astype(np.float64)
+
+
+_KEYS = _key_matrix()
+
+
+@dataclass(frozen=True)
+class FeatureUpdate:
+    """The features of one mood update.
+
+    ``end_sample`` is the absolute index one past the last sample the update describes;
+    ``t`` is the same instant in seconds of audio since the start of the stream.
+    ``level_db`` is the mean power of the last ``level_s`` seconds in dBFS.
+    """
+
+    end_sample: int
+    t: float
+    features: np.ndarray
+    level_db: float
+
+
+class FeatureExtractor:
+    """Causal streaming extractor. Feed mono float32 blocks at ``sample_rate`` Hz.
+
+    Keyword-only options (all in the units named):
+
+    - ``sample_rate`` (Hz), ``n_fft`` and ``hop_length`` (samples), ``n_mels`` (bands);
+    - ``context_s``: seconds of frames the window statistics cover;
+    - ``short_context_s``: seconds covered by the ``*_short`` means;
+    - ``update_hz``: mood updates per second of audio; update *k* (k >= 1) describes the
+      audio up to sample ``round(k * sample_rate / update_hz)``;
+    - ``min_context_s``: no update is emitted before this much audio has arrived;
+    - ``level_s``: seconds averaged for ``level_db``.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 22050,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 64,
+        context_s: float = 10.0,
+        short_context_s: float = 3.0,
+        update_hz: float = 2.0,
+        min_context_s: float = 1.0,
+        level_s: float = 0.5,
+        chunk: int = 65536,
+    ):
+        if not 0 < update_hz <= 50:
+            raise ValueError("update_hz must be in (0, 50]")
+        self.sample_rate = int(sample_rate)
+        self.n_fft = int(n_fft)
+        self.hop_length = int(hop_length)
+        self.n_mels = int(n_mels)
+        self.context_s = float(context_s)
+        self.short_context_s = float(short_context_s)
+        self.update_hz = float(update_hz)
+        self.min_context_s = float(min_context_s)
+        self.level_s = float(level_s)
+        self._chunk = max(int(chunk), self.hop_length)
+
+        sr, n_fft = self.sample_rate, self.n_fft
+        self._window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+        self._mel_fb = librosa.filters.mel(
+            sr=sr, n_fft=n_fft, n_mels=self.n_mels, fmin=30.0, fmax=sr / 2
+        ).astype(np.float32)
+        self._chroma_fb = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0).astype(np.float32)
+        self._freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+        self._contrast_bands = _contrast_bands(self._freqs)
+
+        fps = sr / self.hop_length
+        self.frames_per_second = fps
+        self._n_ctx = max(1, int(round(self.context_s * fps)))
+        self._n_short = max(1, min(self._n_ctx, int(round(self.short_context_s * fps))))
+        self._n_level = max(1, int(round(self.level_s * fps)))
+        # Tempo search range 50..220 BPM in frame lags.
+        self._lag_min = int(np.floor(60.0 * fps / 220.0))
+        self._lag_max = int(np.ceil(60.0 * fps / 50.0))
+
+        self._ring = RingBuffer(self.n_fft + self._chunk)
+        # Frame-feature ring: context frames plus the frames one chunk can add.
+        self._frame_cap = self._n_ctx + self._chunk // self.hop_length + 2
+        self._frame_feat = np.zeros((self._frame_cap, _N_FRAME), dtype=np.float32)
+        self._frame_chroma = np.zeros((self._frame_cap, _N_CHROMA), dtype=np.float32)
+        self._frame_power = np.zeros(self._frame_cap, dtype=np.float64)
+        self.reset()
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def n_features(self) -> int:
+        return len(FEATURE_NAMES)
+
+    def spec(self) -> dict[str, str]:
+        """What a model must have been trained with: compared against ONNX metadata."""
+        return {
+            "feature_version": FEATURE_VERSION,
+            "sample_rate": str(self.sample_rate),
+            "n_fft": str(self.n_fft),
+            "hop_length": str(self.hop_length),
+            "n_mels": str(self.n_mels),
+            "context_s": f"{self.context_s:g}",
+            "short_context_s": f"{self.short_context_s:g}",
+            "feature_names": ",".join(FEATURE_NAMES),
+        }
+
+    def reset(self) -> None:
+        """Forget all audio: the next sample is sample 0 of a new stream."""
+        self._ring = RingBuffer(self._ring.capacity)
+        self._n_frames = 0  # frames computed so far
+        self._prev_logmel: np.ndarray | None = None
+        self._prev_chroma: np.ndarray | None = None
+        self._chroma_delta = np.zeros(self._frame_cap, dtype=np.float32)
+        self._k_update = 1
+
+    @property
+    def samples_seen(self) -> int:
+        return self._ring.total
+
+    def update_end(self, k: int) -> int:
+        """Absolute end sample of update ``k`` (k >= 1)."""
+        return int(round(k * self.sample_rate / self.update_hz))
+
+    def process(self, block: np.ndarray) -> list[FeatureUpdate]:
+        """Consume a mono block (any length) and return the updates it completes, in order."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        out: list[FeatureUpdate] = []
+        for start in range(0, block.size, self._chunk):
+            self._consume(block[start:start + self._chunk], out)
+        return out
+
+    # ---------------------------------------------------------------- internals
+    def _consume(self, chunk: np.ndarray, out: list[FeatureUpdate]) -> None:
+        self._ring.write(chunk)
+        total = self._ring.total
+        n_ready = self._frames_complete_by(total)
+        if n_ready > self._n_frames:
+            self._compute_frames(self._n_frames, n_ready)
+        min_samples = max(self.n_fft, int(round(self.min_context_s * self.sample_rate)))
+        while (end := self.update_end(self._k_update)) <= total:
+            self._k_update += 1
+            if end < min_samples:
+                continue
+            out.append(self._window_update(end))
+
+    def _frames_complete_by(self, end_sample: int) -> int:
+        if end_sample < self.n_fft:
+            return 0
+        return (end_sample - self.n_fft) // self.hop_length + 1
+
+    def _compute_frames(self, first: int, stop: int) -> None:
+        hop, n_fft = self.hop_length, self.n_fft
+        span = self._ring.read(first * hop, (stop - first - 1) * hop + n_fft)
+        frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop]
+        feat, chroma, power, logmel = self._frame_features(frames)
+
+        # Spectral flux needs the previous frame: carried across chunks.
+        prev = self._prev_logmel if self._prev_logmel is not None else logmel[:1]
+        diff = np.diff(np.vstack([prev, logmel]), axis=0)
+        feat[:, _I_FLUX] = np.maximum(diff, 0.0).mean(axis=1)
+        self._prev_logmel = logmel[-1:].copy()
+        prev_c = self._prev_chroma if self._prev_chroma is not None else chroma[:1]
+        cdelta = np.abs(np.diff(np.vstack([prev_c, chroma]), axis=0)).sum(axis=1)
+        self._prev_chroma = chroma[-1:].copy()
+
+        idx = np.arange(first, stop) % self._frame_cap
+        self._frame_feat[idx] = feat
+        self._frame_chroma[idx] = chroma
+        self._frame_power[idx] = power
+        self._chroma_delta[idx] = cdelta
+        self._n_frames = stop
+
+    def _frame_features(self, frames: np.ndarray):
+        """Per-frame features of an (n, n_fft) frame matrix."""
+        sr = self.sample_rate
+        spec = np.fft.rfft(frames * self._window, axis=1)
+        mag = np.abs(spec).astype(np.float32)  # (n, bins)
+        pw = mag * mag
+        mel = pw @ self._mel_fb.T
+        logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))  # fixed reference: 1.0
+        mfcc = librosa.feature.mfcc(S=logmel.T, n_mfcc=20).T
+        contrast = self._contrast(mag)
+        centroid = librosa.feature.spectral_centroid(S=mag.T, sr=sr, n_fft=self.n_fft)[0]
+        bandwidth = librosa.feature.spectral_bandwidth(
+            S=mag.T, sr=sr, n_fft=self.n_fft, centroid=centroid[None, :]
+        )[0]
+        rolloff = librosa.feature.spectral_rolloff(S=mag.T, sr=sr, n_fft=self.n_fft)[0]
+        flatness = librosa.feature.spectral_flatness(S=mag.T)[0]
+        power = np.mean(frames.astype(np.float64) ** 2, axis=1)
+        rms_db = 10.0 * np.log10(np.maximum(power, 1e-10))
+        signs = np.signbit(frames)
+        zcr = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
+        chroma = librosa.util.normalize(self._chroma_fb @ pw.T, norm=np.inf, axis=0).T
+
+        nyq = sr / 2.0
+        feat = np.empty((frames.shape[0], _N_FRAME), dtype=np.float32)
+        feat[:, 0:20] = mfcc / 10.0
+        feat[:, 20:27] = contrast / 10.0
+        feat[:, 27] = centroid / nyq
+        feat[:, 28] = bandwidth / nyq
+        feat[:, 29] = rolloff / nyq
+        feat[:, 30] = np.log10(np.maximum(flatness, 1e-10))
+        feat[:, 31] = rms_db / 10.0
+        feat[:, 32] = zcr
+        feat[:, 33] = 0.0  # flux, filled by the caller
+        return feat, chroma.astype(np.float32), power, logmel
+
+    def _contrast(self, mag: np.ndarray) -> np.ndarray:
+        """Octave-band spectral contrast (dB), as librosa's but with a fixed reference.
+
+        librosa's ``spectral_contrast`` clips with ``top_db`` relative to the loudest
+        value of the batch it is given, which would make a frame depend on its neighbours.
+        """
+        out = np.empty((mag.shape[0], len(self._contrast_bands)), dtype=np.float32)
+        for k, (lo, hi, q) in enumerate(self._contrast_bands):
+            band = np.sort(mag[:, lo:hi], axis=1)
+            valley = band[:, :q].mean(axis=1)
+            peak = band[:, -q:].mean(axis=1)
+            out[:, k] = 10.0 * (np.log10(np.maximum(peak, 1e-10)) - np.log10(np.maximum(valley, 1e-10)))
+        return out
+
+    def _window_update(self, end: int) -> FeatureUpdate:
+        n_avail = self._frames_complete_by(end)
+        n = min(self._n_ctx, n_avail)
+        idx = np.arange(n_avail - n, n_avail) % self._frame_cap
+        f = self._frame_feat[idx].astype(np.float64)
+        short = f[-self._n_short:]
+        chroma = self._frame_chroma[idx].astype(np.float64)
+
+        key_r = _key_corr(chroma.mean(axis=0))
+        key_short = _key_corr(chroma[-self._n_short:].mean(axis=0))
+        best_major, best_minor = key_r[:12].max(), key_r[12:].max()
+        mode_short = key_short[:12].max() - key_short[12:].max()
+        chroma_flux = float(self._chroma_delta[idx].mean())
+
+        tempo, clarity = self._rhythm(f[:, _I_FLUX])
+        flux = f[:, _I_FLUX]
+        onset_density = float(np.mean(flux > flux.mean() + flux.std())) if n > 1 else 0.0
+        rms = f[:, _I_RMS] * 10.0
+        p10, p90 = np.percentile(rms, [10, 90])
+        rms_delta_std = float(np.std(np.diff(rms))) / 10.0 if n > 2 else 0.0
+
+        vec = np.concatenate([
+            f.mean(axis=0), f.std(axis=0), short.mean(axis=0),
+            [best_major, best_minor, best_major - best_minor, mode_short, key_r.max(), chroma_flux,
+             tempo, clarity, onset_density, (p90 - p10) / 10.0, rms_delta_std],
+        ]).astype(np.float32)
+
+        n_level = min(self._n_level, n_avail)
+        lidx = np.arange(n_avail - n_level, n_avail) % self._frame_cap
+        level_db = float(10.0 * np.log10(max(self._frame_power[lidx].mean(), 1e-10)))
+        return FeatureUpdate(end_sample=end, t=end / self.sample_rate, features=vec, level_db=level_db)
+
+    def _rhythm(self, flux: np.ndarray) -> tuple[float, float]:
+        """Tempo (log2 of BPM/120) and pulse clarity from the onset-strength autocorrelation."""
+        n = flux.size
+        if n <= self._lag_max + 1:
+            return 0.0, 0.0
+        x = flux - flux.mean()
+        spec = np.fft.rfft(x, 2 * n)
+        ac = np.fft.irfft(spec * np.conj(spec))[: self._lag_max + 1]
+        if ac[0] <= 1e-12:
+            return 0.0, 0.0
+        ac = ac / ac[0]
+        lag = self._lag_min + int(np.argmax(ac[self._lag_min:self._lag_max + 1]))
+        bpm = 60.0 * self.frames_per_second / lag
+        return float(np.log2(bpm / 120.0)), float(ac[lag])
+
+
+def _contrast_bands(freqs: np.ndarray, *, fmin: float = 200.0, n_bands: int = 6,
+                    quantile: float = 0.02) -> list[tuple[int, int, int]]:
+    """(first bin, stop bin, quantile count) of each octave band, following librosa."""
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        current = np.logical_and(freqs >= f_low, freqs <= f_high)
+        idx = np.flatnonzero(current)
+        if k > 0:
+            current[idx[0] - 1] = True
+        if k == n_bands:
+            current[idx[0] + 1:] = True
+        sel = np.flatnonzero(current)
+        lo, hi = int(sel[0]), int(sel[-1]) + 1
+        q = max(int(np.rint(quantile * current.sum())), 1)
+        if k < n_bands:
+            hi -= 1
+        bands.append((lo, hi, q))
+    return bands
+
+
+def _key_corr(chroma_mean: np.ndarray) -> np.ndarray:
+    """Pearson correlation of a mean chroma vector with the 24 key profiles."""
+    c = chroma_mean - chroma_mean.mean()
+    sd = c.std()
+    if sd < 1e-9:
+        return np.zeros(24)
+    return _KEYS @ (c / sd) / 12.0
+
+
+def extract(samples: np.ndarray, **options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run a whole mono signal through a fresh extractor.
+
+    Returns ``(t, features, level_db)``: update times in seconds (n,), the feature
+    matrix (n, n_features) and levels in dBFS (n,).
+    """
+    ex = FeatureExtractor(**options)
+    ups = ex.process(samples)
+    if not ups:
+        return np.zeros(0), np.zeros((0, ex.n_features), np.float32), np.zeros(0)
+    return (
+        np.array([u.t for u in ups]),
+        np.stack([u.features for u in ups]),
+        np.array([u.level_db for u in ups]),
+    )

@@ -1,0 +1,126 @@
+"""Model runner: an ONNX mood model, checked against the feature extractor it will be fed by.
+
+The model takes ``features`` (float32, shape (n, n_features)) and returns raw
+``(valence, arousal)`` (float32, shape (n, 2)). Its ``metadata_props`` carry the feature
+spec it was trained with (see :meth:`realtime.features.FeatureExtractor.spec`) and how to
+scale its outputs; a model whose spec does not match this build's extractor is refused.
+Models load from ONNX only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.errors import MoodtrackError
+from realtime.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+
+#: Metadata keys every model must carry besides the extractor spec.
+REQUIRED_KEYS = ("output_scale", "residual_std", "model_name", "model_version")
+
+#: Extractor options a model fixes (the rest, such as the update rate, are the user's).
+_EXTRACTOR_KEYS = {
+    "sample_rate": int, "n_fft": int, "hop_length": int, "n_mels": int,
+    "context_s": float, "short_context_s": float,
+}
+
+
+def default_model_path() -> Path:
+    """``$MOODTRACK_MODEL``, else ``models/mood.onnx`` beside the package."""
+    env = os.environ.get("MOODTRACK_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models" / "mood.onnx"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    metadata: dict[str, str]
+    output_scale: tuple[float, float]
+    residual_std: tuple[float, float]
+
+
+class MoodModel:
+    """An onnxruntime session on one intra-op thread, with the model's metadata checked."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path) if path is not None else default_model_path()
+        if not self.path.is_file():
+            raise MoodtrackError(
+                f"model file {self.path} not found: pass --model PATH, or retrain it with "
+                "'python tools/train.py --data ../shared/data' (see models/MODEL.md)"
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(
+                f"model file {self.path} is not a readable ONNX model ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:200]}); restore models/mood.onnx or pass --model PATH"
+            ) from None
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata = meta
+        self.info = self._check(meta)
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+
+    def _check(self, meta: dict[str, str]) -> ModelInfo:
+        where = f"model {self.path}"
+        missing = [k for k in (*REQUIRED_KEYS, *_EXTRACTOR_KEYS, "feature_version", "feature_names")
+                   if k not in meta]
+        if missing:
+            raise MoodtrackError(f"{where} lacks metadata {', '.join(missing)}: it was not exported "
+                                 "by tools/train.py; retrain it")
+        if meta["feature_version"] != FEATURE_VERSION:
+            raise MoodtrackError(
+                f"{where} was trained on features {meta['feature_version']!r} but this moodtrack "
+                f"computes {FEATURE_VERSION!r}; retrain the model or use a matching moodtrack version"
+            )
+        names = tuple(meta["feature_names"].split(","))
+        if names != FEATURE_NAMES:
+            raise MoodtrackError(f"{where} expects {len(names)} features whose names differ from the "
+                                 f"extractor's {len(FEATURE_NAMES)}; retrain the model")
+        try:
+            scale = tuple(float(x) for x in meta["output_scale"].split(","))
+            resid = tuple(float(x) for x in meta["residual_std"].split(","))
+            for k, typ in _EXTRACTOR_KEYS.items():
+                typ(meta[k])
+        except ValueError as exc:
+            raise MoodtrackError(f"{where} has malformed metadata ({exc})") from None
+        if len(scale) != 2 or len(resid) != 2 or min(resid) <= 0:
+            raise MoodtrackError(f"{where}: output_scale and residual_std need two positive values")
+        return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
+
+    def extractor_options(self) -> dict:
+        """The extractor options this model was trained with."""
+        return {k: typ(self.metadata[k]) for k, typ in _EXTRACTOR_KEYS.items()}
+
+    def make_extractor(self, **options) -> FeatureExtractor:
+        """A fresh extractor configured for this model (``options`` add e.g. ``update_hz``)."""
+        ex = FeatureExtractor(**self.extractor_options(), **options)
+        spec = ex.spec()
+        bad = [k for k in spec if spec[k] != self.metadata.get(k)]
+        if bad:
+            raise MoodtrackError(f"model {self.path} does not match the extractor on {', '.join(bad)}")
+        return ex
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.metadata["sample_rate"])
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Raw (valence, arousal) for each feature row: (n, n_features) -> (n, 2)."""
+        x = np.ascontiguousarray(np.atleast_2d(features), dtype=np.float32)
+        return self._session.run([self._output], {self._input: x})[0].reshape(-1, 2)
