@@ -24,3 +24,33 @@ def tone_mix(seconds: float, *, sr: int = SR, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="session")
 def signal_30s() -> np.ndarray:
     return tone_mix(30.0)
+
+
+def train_tiny_model(path, *, seed: int = 0):
+    """Fit a ridge model on features of generated audio and export it like the real one.
+
+    Targets are synthetic (arousal follows loudness, valence follows mode) so the
+    exported model's outputs move with the input; what is tested is the plumbing.
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from realtime.features import FEATURE_NAMES, FeatureExtractor, extract
+    from tools.onnx_export import export_model
+
+    xs, ys = [], []
+    for k, gain in enumerate((0.02, 0.1, 0.5)):
+        _, f, _ = extract(tone_mix(8.0, seed=seed + k) * gain)
+        xs.append(f)
+        i_rms, i_mode = FEATURE_NAMES.index("rms_db_mean"), FEATURE_NAMES.index("mode")
+        ys.append(np.c_[np.tanh(f[:, i_mode] * 3), np.tanh(f[:, i_rms] + 2.0)])
+    model = make_pipeline(StandardScaler(), Ridge(alpha=10.0)).fit(np.vstack(xs), np.vstack(ys))
+    return export_model(model, path=path, extractor_spec=FeatureExtractor().spec(),
+                        output_scale=(1.0, 1.0), residual_std=(0.3, 0.3),
+                        name="tiny-test", version="0")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    return train_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")

@@ -1,0 +1,39 @@
+"""Export a fitted scikit-learn regressor (features -> valence, arousal) to ONNX with metadata.
+
+The metadata is what :class:`realtime.model.MoodModel` checks before it runs a model:
+the extractor spec it was trained with, the output scale, the cross-validated residual
+error, and provenance.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import onnx
+from skl2onnx import to_onnx
+
+
+def export_model(estimator, *, path: str | Path, extractor_spec: dict[str, str],
+                 output_scale: tuple[float, float], residual_std: tuple[float, float],
+                 name: str, version: str, extra: dict[str, str] | None = None,
+                 n_features: int | None = None) -> Path:
+    """Convert ``estimator`` (predict: (n, n_features) -> (n, 2)) and write it to ``path``."""
+    n = n_features or len(extractor_spec["feature_names"].split(","))
+    onx = to_onnx(estimator, np.zeros((1, n), np.float32), target_opset=17,
+                  options={"zipmap": False} if hasattr(estimator, "predict_proba") else None)
+    meta = {
+        **extractor_spec,
+        "output_scale": ",".join(f"{s:.6g}" for s in output_scale),
+        "residual_std": ",".join(f"{s:.6g}" for s in residual_std),
+        "model_name": name,
+        "model_version": version,
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    onnx.helper.set_model_props(onx, meta)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onx.SerializeToString())
+    return path
