@@ -1,0 +1,279 @@
+"""Sinks: where mood updates go (CSV timeline, ZeroMQ publisher, plain log).
+
+Every sink has ``emit(update)``, called on the analysis thread, which never blocks on
+a reader, and an idempotent ``close()``. The terminal dashboard is in
+:mod:`realtime.dashboard`.
+
+ZeroMQ message schema (version 1)
+---------------------------------
+The publisher binds (default ``tcp://127.0.0.1:5556``); subscribers connect and
+subscribe to the topic ``mood``. Each update is one two-frame message:
+
+- frame 0: the topic, ``b"mood"``;
+- frame 1: a UTF-8 JSON object, keys in this order:
+
+  ==============  ===============  =================================================
+  key             type             meaning
+  ==============  ===============  =================================================
+  ``schema``      int              message schema version, ``1``
+  ``seq``         int              update number, consecutive from 0 (a gap means
+                                   this subscriber missed messages)
+  ``t``           float            seconds of audio since the start (ms precision)
+  ``wall``        float            unix time of the estimate, seconds (ms precision)
+  ``valence``     float            -1 (negative) .. +1 (positive), 4 decimals
+  ``arousal``     float            -1 (calm) .. +1 (energetic), 4 decimals
+  ``quadrant``    str or null      ``"Q1"``..``"Q4"``; null while silent
+  ``mood``        str              ``uplifting`` (Q1), ``tense`` (Q2), ``melancholic``
+                                   (Q3), ``calm`` (Q4) or ``silence``
+  ``confidence``  float            0..1, probability the quadrant is right, rescaled
+  ``level_db``    float or null    input level, dBFS (floored at -120)
+  ``silence``     bool             input below the silence threshold; valence and
+                                   arousal then hold their last values
+  ``latency_ms``  float            block arrival to publication, milliseconds
+  ==============  ===============  =================================================
+
+Example frame 1::
+
+  {"schema": 1, "seq": 250, "t": 12.5, "wall": 1767225600.123, "valence": -0.4213,
+   "arousal": 0.6071, "quadrant": "Q2", "mood": "tense", "confidence": 0.7312,
+   "level_db": -23.1, "silence": false, "latency_ms": 4.2}
+
+With ``frames="single"`` each message is instead one frame, ``b"mood "`` followed by
+the JSON (for clients without multipart support, or ``ZMQ_CONFLATE`` subscribers that
+want only the latest update).
+
+The send high-water mark is small: a subscriber that does not keep up loses messages
+(it sees a ``seq`` gap) without delaying the tracker or the other subscribers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import math
+import sys
+import threading
+from typing import TYPE_CHECKING, TextIO
+
+from realtime.errors import MoodtrackError
+from realtime.mood import MoodUpdate
+
+if TYPE_CHECKING:
+    from realtime.stats import PipelineStats
+
+SCHEMA_VERSION = 1
+TOPIC = b"mood"
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+#: CSV timeline columns, in file order.
+CSV_COLUMNS = ("t", "valence", "arousal", "quadrant", "mood", "confidence", "level_db",
+               "silence", "wall", "seq", "latency_ms")
+LEVEL_FLOOR_DB = -120.0
+
+
+def _num(x: float, ndigits: int) -> float | None:
+    """``x`` rounded, or None when not finite (JSON has no NaN/inf)."""
+    x = float(x)
+    return round(x, ndigits) if math.isfinite(x) else None
+
+
+def update_record(update: MoodUpdate) -> dict:
+    """The schema-1 message for an update: a JSON-ready dict, ``schema`` first, rounded."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "seq": int(update.seq),
+        "t": _num(update.t, 3),
+        "wall": _num(update.wall, 3),
+        "valence": _num(update.valence, 4),
+        "arousal": _num(update.arousal, 4),
+        "quadrant": update.quadrant,
+        "mood": update.mood,
+        "confidence": _num(update.confidence, 4),
+        "level_db": _num(max(update.level_db, LEVEL_FLOOR_DB), 2),
+        "silence": bool(update.silence),
+        "latency_ms": _num(update.latency_ms, 2),
+    }
+
+
+class CsvSink:
+    """A CSV timeline: a header, then one row per update (:data:`CSV_COLUMNS`).
+
+    Each row goes to the file in one write call and, with ``flush`` (the default),
+    reaches the OS at once: a killed process leaves whole rows, except perhaps the
+    last. Booleans are written 1/0, a null quadrant as an empty field.
+    """
+
+    def __init__(self, path, *, flush: bool = True):
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            # Unbuffered binary: one os.write per row; buffered when not flushing.
+            self._file = open(path, "wb", buffering=0 if flush else -1)
+            self._file.write(self._line(CSV_COLUMNS))
+        except OSError as e:
+            raise MoodtrackError(f"cannot write the CSV timeline to {path}: {e.strerror or e}; "
+                                 "choose a writable path") from e
+        self._failed = False
+
+    @staticmethod
+    def _line(fields) -> bytes:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(fields)
+        return buf.getvalue().encode("utf-8")
+
+    def emit(self, update: MoodUpdate) -> None:
+        rec = update_record(update)
+        row = ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
+               for c in CSV_COLUMNS]
+        line = self._line(row)
+        with self._lock:
+            if self._file is None or self._failed:
+                return
+            try:
+                self._file.write(line)
+            except OSError as e:  # disk full, ...: keep the pipeline running, say it once
+                self._failed = True
+                print(f"moodtrack: CSV timeline {self.path} stopped: {e.strerror or e}",
+                      file=sys.stderr)
+
+    def close(self) -> None:
+        with self._lock:
+            f, self._file = self._file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def _is_loopback(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint is reachable only from this machine."""
+    transport, _, address = endpoint.partition("://")
+    if transport in ("ipc", "inproc"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost", "lo"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "*", an interface name, a host name
+        return False
+
+
+class ZmqSink:
+    """Publishes updates on a ZeroMQ socket (see the module docstring for the schema).
+
+    Binds ``endpoint`` (``tcp://127.0.0.1:*`` picks a free port; :attr:`endpoint` is
+    then the bound address). ``hwm``: per-subscriber send queue, messages; ``frames``:
+    ``"multi"`` (topic frame + JSON frame) or ``"single"`` (``b"mood {json}"``).
+    ``stats.zmq_dropped`` counts messages that found a subscriber's queue full: a lower
+    bound on what slow subscribers lost (ZeroMQ reports no per-subscriber losses).
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = 16,
+                 frames: str = "multi", stats: PipelineStats | None = None):
+        import zmq
+
+        if frames not in ("multi", "single"):
+            raise ValueError(f"frames must be 'multi' or 'single', not {frames!r}")
+        self._zmq = zmq
+        self.frames = frames
+        self.stats = stats
+        self._ctx = zmq.Context()
+        # XPUB with NODROP makes a full subscriber queue visible (EAGAIN) where PUB drops
+        # silently; emit() then resends lossily so the other subscribers still get it.
+        self._sock = self._ctx.socket(zmq.XPUB)
+        self._sock.setsockopt(zmq.SNDHWM, int(hwm))
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            self._sock.bind(endpoint)
+        except zmq.ZMQError as e:
+            self._sock.close(0)
+            self._ctx.term()
+            if e.errno == zmq.EADDRINUSE:
+                raise MoodtrackError(
+                    f"cannot publish on {endpoint}: address already in use (another moodtrack?); "
+                    "pick another address with --zmq ENDPOINT, or turn publishing off with --no-zmq"
+                ) from e
+            raise MoodtrackError(f"cannot publish on {endpoint}: {e}; give a valid address with "
+                                 "--zmq (e.g. tcp://127.0.0.1:5556) or use --no-zmq") from e
+        self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
+        self._closed = False
+        self._lock = threading.Lock()  # ZeroMQ sockets are not thread-safe: emit vs close
+        if not _is_loopback(self.endpoint):
+            print(f"moodtrack: warning: publishing on {self.endpoint}, reachable from other "
+                  "machines; use tcp://127.0.0.1:PORT to keep it local", file=sys.stderr)
+
+    def _message(self, update: MoodUpdate) -> list[bytes]:
+        body = json.dumps(update_record(update), separators=(",", ":"), allow_nan=False).encode()
+        return [TOPIC, body] if self.frames == "multi" else [TOPIC + b" " + body]
+
+    def emit(self, update: MoodUpdate) -> None:
+        msg = self._message(update)
+        with self._lock:
+            if not self._closed:
+                self._send(msg)
+
+    def _send(self, msg: list[bytes]) -> None:
+        zmq, sock = self._zmq, self._sock
+        # Subscription notices queue up on an XPUB socket: discard them.
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            sock.recv(zmq.NOBLOCK)
+        try:
+            sock.send_multipart(msg, zmq.NOBLOCK)
+        except zmq.Again:
+            if self.stats is not None:
+                self.stats.zmq_dropped += 1
+            sock.setsockopt(zmq.XPUB_NODROP, 0)
+            try:
+                sock.send_multipart(msg, zmq.NOBLOCK)
+            finally:
+                sock.setsockopt(zmq.XPUB_NODROP, 1)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._sock.close(0)
+            self._ctx.term()
+
+
+def format_line(update: MoodUpdate) -> str:
+    """One human-readable log line, e.g.
+    ``  12.50s  Q2 tense        v=-0.42 a=+0.61 conf=0.73  -23.1 dBFS``."""
+    level = max(update.level_db, LEVEL_FLOOR_DB)
+    return (f"{update.t:7.2f}s  {update.quadrant or '--'} {update.mood:<12} "
+            f"v={update.valence:+.2f} a={update.arousal:+.2f} conf={update.confidence:.2f} "
+            f"{level:6.1f} dBFS")
+
+
+class LogSink:
+    """The plain log: one :func:`format_line` line per update, flushed at once.
+
+    For ``--no-dashboard`` or a stdout that is not a terminal. A closed stream (e.g. the
+    reader of a pipe went away) stops the log, not the pipeline.
+    """
+
+    def __init__(self, stream: TextIO = sys.stdout):
+        self.stream = stream
+        self._closed = False
+
+    def emit(self, update: MoodUpdate) -> None:
+        if self._closed:
+            return
+        try:
+            self.stream.write(format_line(update) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # broken pipe, closed file
+            self._closed = True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,29 @@
+"""Minimal moodtrack subscriber: a template for wiring other programs (needs only pyzmq).
+
+    python tools/subscribe.py [tcp://127.0.0.1:5556]
+
+Each message is two frames: the topic b"mood", then a JSON object (schema 1) with
+seq, t, wall, valence, arousal, quadrant, mood, confidence, level_db, silence, latency_ms.
+"""
+
+import json
+import sys
+
+import zmq
+
+endpoint = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:5556"
+sock = zmq.Context().socket(zmq.SUB)
+sock.connect(endpoint)                 # the tracker binds; subscribers connect
+sock.setsockopt(zmq.SUBSCRIBE, b"mood")
+print(f"listening on {endpoint} (Ctrl-C to stop)", file=sys.stderr)
+try:
+    while True:
+        topic, body = sock.recv_multipart()
+        msg = json.loads(body)
+        # React to the mood here: msg["valence"], msg["arousal"] in [-1, 1], msg["mood"], ...
+        print(f'{msg["t"]:8.2f}s  {msg["mood"]:<12} v={msg["valence"]:+.2f} '
+              f'a={msg["arousal"]:+.2f} conf={msg["confidence"]:.2f}')
+except KeyboardInterrupt:
+    pass
+finally:
+    sock.close(0)
