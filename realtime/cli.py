@@ -1,0 +1,461 @@
+"""The ``moodtrack`` command line.
+
+Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``listen``; with none, ``live``
+on the default input device, or ``demo`` where there is none. Problems a user can fix
+are :class:`MoodtrackError` s: their message is printed and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from realtime import __version__
+from realtime import config as cfgmod
+from realtime.errors import MoodtrackError
+
+DEMO_PATH = Path(__file__).resolve().parent / "data" / "demo.ogg"
+#: Extensions ``analyze`` picks up when it walks a directory.
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
+                    ".w64", ".caf"}
+#: Seconds a stopped live run waits for the analysis thread before closing anyway.
+STOP_GRACE_S = 0.8
+
+
+# --------------------------------------------------------------------------- arguments
+def _run_options() -> argparse.ArgumentParser:
+    """Options shared by every run mode (live, demo, analyze)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("run options")
+    g.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds of audio")
+    g.add_argument("--rate", type=float, metavar="HZ",
+                   help=f"mood updates per second (default 2, up to {cfgmod.MAX_UPDATE_HZ:g})")
+    g.add_argument("--smoothing", type=float, metavar="S",
+                   help="smoothing time constant in seconds (0 = off)")
+    g.add_argument("--model", metavar="PATH",
+                   help="ONNX mood model (default: $MOODTRACK_MODEL or models/mood.onnx)")
+    g.add_argument("--config", metavar="FILE.toml",
+                   help="config file, or a preset name from configs/ (default, film-mix, lighting)")
+    g.add_argument("--print-config", action="store_true",
+                   help="print the merged configuration as TOML and exit")
+    return p
+
+
+def _output_options() -> argparse.ArgumentParser:
+    """Options of the live modes' sinks."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("outputs")
+    g.add_argument("--no-dashboard", action="store_true",
+                   help="plain one-line-per-update log (automatic when stdout is not a terminal)")
+    g.add_argument("--csv", metavar="PATH", help="write the mood timeline to this CSV file")
+    z = g.add_mutually_exclusive_group()
+    z.add_argument("--zmq", metavar="ENDPOINT",
+                   help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5556)")
+    z.add_argument("--no-zmq", action="store_true", help="do not publish over ZeroMQ")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    run, out = _run_options(), _output_options()
+    parser = argparse.ArgumentParser(
+        prog="moodtrack",
+        description="Streaming, real-time music mood tracker: valence/arousal and mood from "
+                    "live audio or files, to a terminal dashboard, ZeroMQ and CSV. With no "
+                    "command: 'live' on the default input, or 'demo' where there is none.")
+    parser.add_argument("--version", action="version", version=f"moodtrack {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("devices", help="list audio input devices (> marks the default)",
+                   description="List audio input devices; > marks the default.")
+
+    live = sub.add_parser("live", parents=[run, out], help="track mood from an input device",
+                          description="Track mood from an input device (or --file, played "
+                                      "at real-time pace).")
+    live.add_argument("-l", "--list-devices", action="store_true",
+                      help="list input devices and exit")
+    live.add_argument("-d", "--device", metavar="DEVICE",
+                      help="input device: index or name substring (see 'moodtrack devices')")
+    live.add_argument("-r", "--samplerate", type=int, metavar="RATE",
+                      help="capture sample rate in Hz (default: the device's)")
+    live.add_argument("-c", "--channels", type=int, metavar="CHANNELS",
+                      help="input channels, mixed to mono (default: all the device has)")
+    live.add_argument("-b", "--blocksize", type=int, metavar="FRAMES",
+                      help="frames per captured block (default 1024)")
+    live.add_argument("--file", metavar="PATH",
+                      help="play this audio file through the live pipeline at real-time pace")
+
+    sub.add_parser("demo", parents=[run, out],
+                   help="the live pipeline on the bundled demo recording, at real-time pace",
+                   description="Run the live pipeline on the bundled demo recording (calm, tense, "
+                               "melancholic, uplifting; see realtime/data/DEMO_SOURCE.md).")
+
+    ana = sub.add_parser("analyze", parents=[run], help="write mood timelines of audio files",
+                         description="Analyse files and directories (recursively) as fast as "
+                                     "possible; write DIR/<file stem>.csv per input.")
+    ana.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
+    ana.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+
+    lis = sub.add_parser("listen", help="print the updates a running moodtrack publishes",
+                         description="Subscribe to a moodtrack ZeroMQ publisher and print one "
+                                     "JSON object a line.")
+    lis.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556",
+                     help="endpoint to connect to (default tcp://127.0.0.1:5556)")
+    lis.add_argument("-n", "--count", type=int, metavar="N", help="stop after N messages")
+    lis.add_argument("--timeout", type=float, metavar="S",
+                     help="give up after S seconds without a message")
+    return parser
+
+
+#: Config key -> (argparse dest, option) of the command-line options that set it.
+CLI_KEYS = {
+    "input.device": ("device", "-d/--device"),
+    "input.sample_rate": ("samplerate", "-r/--samplerate"),
+    "input.channels": ("channels", "-c/--channels"),
+    "input.blocksize": ("blocksize", "-b/--blocksize"),
+    "analysis.model": ("model", "--model"),
+    "analysis.update_hz": ("rate", "--rate"),
+    "analysis.smoothing_s": ("smoothing", "--smoothing"),
+    "output.csv": ("csv", "--csv"),
+    "output.zmq": ("zmq", "--zmq"),
+}
+
+
+def _overrides(args: argparse.Namespace) -> cfgmod.Config:
+    """The config keys given on the command line."""
+    pick = {tuple(key.split(".")): getattr(args, dest, None)
+            for key, (dest, _) in CLI_KEYS.items()}
+    if getattr(args, "no_dashboard", False):
+        pick["output", "dashboard"] = False
+    if getattr(args, "no_zmq", False):
+        pick["output", "zmq"] = ""
+    out: cfgmod.Config = {}
+    for (sec, key), value in pick.items():
+        if value is not None:
+            out.setdefault(sec, {})[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_devices(args) -> int:
+    from realtime.devices import format_devices, query_devices
+
+    print(format_devices(query_devices()))
+    return 0
+
+
+def _load_model(cfg: cfgmod.Config):
+    from realtime.model import MoodModel
+
+    return MoodModel(cfg["analysis"]["model"] or None)
+
+
+def _pipeline(model, cfg, *, sinks, stats):
+    from realtime.pipeline import Pipeline
+
+    a = cfg["analysis"]
+    return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
+                    silence_db=a["silence_db"], sinks=sinks, stats=stats)
+
+
+def _check_seconds(seconds: float | None) -> None:
+    if seconds is not None and not seconds > 0:
+        raise MoodtrackError(f"--seconds {seconds:g} must be a positive number of seconds")
+
+
+def cmd_live(args, cfg) -> int:
+    from realtime.sources import FileSource, MicSource
+    from realtime.stats import PipelineStats
+
+    if args.list_devices:
+        return cmd_devices(args)
+    if args.file:
+        given = [f for f, v in (("-d/--device", args.device), ("-r/--samplerate", args.samplerate),
+                                ("-c/--channels", args.channels)) if v is not None]
+        if given:
+            raise MoodtrackError(f"{', '.join(given)} select an input device; with --file the "
+                                 "file's own rate and channels are used: drop them")
+    _check_seconds(args.seconds)
+    model = _load_model(cfg)
+    stats = PipelineStats()
+    inp = cfg["input"]
+    if args.file:
+        source = FileSource(args.file, paced=True, blocksize=inp["blocksize"],
+                            queue_blocks=inp["queue_blocks"], stats=stats)
+    else:
+        from realtime.devices import resolve_input
+
+        device, rate, channels = resolve_input(inp["device"], sample_rate=inp["sample_rate"],
+                                               channels=inp["channels"])
+        source = MicSource(device, sample_rate=rate, channels=channels,
+                           blocksize=inp["blocksize"], queue_blocks=inp["queue_blocks"],
+                           stats=stats)
+    return _run_live(source, model, cfg, stats=stats, seconds=args.seconds)
+
+
+def cmd_demo(args, cfg) -> int:
+    from realtime.sources import FileSource
+    from realtime.stats import PipelineStats
+
+    if not DEMO_PATH.is_file():
+        raise MoodtrackError(f"the bundled demo recording {DEMO_PATH} is missing: rebuild it with "
+                             "'python tools/make_demo.py', or play any file with "
+                             "'moodtrack live --file PATH'")
+    _check_seconds(args.seconds)
+    model = _load_model(cfg)
+    stats = PipelineStats()
+    source = FileSource(DEMO_PATH, paced=True, blocksize=cfg["input"]["blocksize"],
+                        queue_blocks=cfg["input"]["queue_blocks"], stats=stats)
+    return _run_live(source, model, cfg, stats=stats, seconds=args.seconds)
+
+
+def _live_sinks(cfg, stats) -> list:
+    """CSV, ZeroMQ and display sinks as configured (the display last)."""
+    from realtime.sinks import CsvSink, LogSink, ZmqSink
+
+    o = cfg["output"]
+    sinks: list = []
+    try:
+        if o["csv"]:
+            sinks.append(CsvSink(o["csv"]))
+        if o["zmq"]:
+            sinks.append(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], stats=stats))
+        if o["dashboard"] and sys.stdout.isatty():
+            from realtime.dashboard import Dashboard
+
+            dash = Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"])
+            sinks.append(dash)
+        else:
+            sinks.append(LogSink(sys.stdout))
+    except BaseException:
+        _close_all(sinks)
+        raise
+    return sinks
+
+
+def _close_all(sinks) -> None:
+    for s in reversed(sinks):
+        with contextlib.suppress(Exception):
+            s.close()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """SIGINT and SIGTERM set ``stop`` (main thread only) instead of raising."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = lambda signum, frame: stop.set()  # noqa: E731
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _run_live(source, model, cfg, *, stats, seconds) -> int:
+    """Run the pipeline on an analysis thread until the source ends, ``seconds``, or a signal."""
+    from realtime.pipeline import AnalysisThread
+
+    stop = threading.Event()
+    sinks: list = []
+    with _stop_on_signals(stop):
+        try:
+            sinks += _live_sinks(cfg, stats)
+            pipeline = _pipeline(model, cfg, sinks=sinks, stats=stats)
+            thread = AnalysisThread(pipeline, source, seconds=seconds, stop=stop)
+            print(f"moodtrack: {source.name} ({source.sample_rate} Hz, {source.channels} ch) -> "
+                  f"model {stats.model}, {cfg['analysis']['update_hz']:g} updates/s"
+                  + (f", ZeroMQ {cfg['output']['zmq']}" if cfg["output"]["zmq"] else "")
+                  + (f", CSV {cfg['output']['csv']}" if cfg["output"]["csv"] else ""),
+                  file=sys.stderr, flush=True)
+            for s in sinks:
+                if hasattr(s, "start"):
+                    s.start()
+            thread.start()
+            while thread.is_alive() and not stop.is_set():
+                thread.join(0.1)
+            thread.join(STOP_GRACE_S)
+        finally:
+            source.close()
+            _close_all(sinks)
+    if thread.error is not None:
+        raise thread.error
+    print(f"moodtrack: stopped after {pipeline.frames_in / source.sample_rate:.1f} s of audio, "
+          f"{stats.updates} updates; {stats.dropped_blocks} dropped blocks, "
+          f"{stats.overflows} overflows", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------ analyze
+def collect_inputs(paths: list[str]) -> list[Path]:
+    """Files as given, and the audio files under directories (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*")
+                          if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            out.append(p)  # a missing file is reported when it is opened
+    return out
+
+
+def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
+    """``out_dir/<stem>.csv`` per input; a stem already taken gets its extension, then -N."""
+    taken: set[str] = set()
+    names = []
+    for f in inputs:
+        for cand in (f.stem, f.name, *(f"{f.stem}-{k}" for k in range(2, 10_000))):
+            if cand.lower() not in taken:
+                break
+        taken.add(cand.lower())
+        names.append(out_dir / f"{cand}.csv")
+    return names
+
+
+def _total_seconds(inputs: list[Path], seconds: float | None) -> float:
+    """Seconds of audio to analyse (unreadable files count 0), for the progress bar."""
+    import soundfile as sf
+
+    total = 0.0
+    for f in inputs:
+        with contextlib.suppress(Exception):
+            total += min(sf.info(str(f)).duration, seconds or float("inf"))
+    return total
+
+
+def _analyze_file(path: Path, csv_path: Path, model, cfg, *, seconds, on_block) -> int:
+    """One file through the pipeline into a CSV; returns the update count.
+
+    ``on_block(s)`` is called with the seconds of audio of each block. A file that fails
+    leaves no CSV behind.
+    """
+    from realtime.sinks import CsvSink
+    from realtime.sources import FileSource
+    from realtime.stats import PipelineStats
+
+    with FileSource(path, paced=False, blocksize=65536) as src:
+        stats = PipelineStats()
+        sink = CsvSink(csv_path, flush=False)
+        try:
+            pipeline = _pipeline(model, cfg, sinks=[sink], stats=stats)
+            pipeline.run(src, seconds=seconds, on_block=lambda n: on_block(n / src.sample_rate))
+        except BaseException:
+            sink.close()
+            with contextlib.suppress(OSError):
+                os.remove(csv_path)
+            raise
+        sink.close()
+    return stats.updates
+
+
+def cmd_analyze(args, cfg) -> int:
+    from rich.console import Console
+    from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    _check_seconds(args.seconds)
+    inputs = collect_inputs(args.paths)
+    if not inputs:
+        raise MoodtrackError(f"no audio files found in {' '.join(args.paths)} (looked for "
+                             f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MoodtrackError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
+    model = _load_model(cfg)
+    console = Console(stderr=True)
+    failed: list[tuple[Path, str]] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/"
+                  "{task.total:.0f} s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds))
+        for f, csv_path in zip(inputs, output_names(inputs, out_dir)):
+            progress.update(task, description=f.name[-40:])
+            try:
+                updates = _analyze_file(f, csv_path, model, cfg, seconds=args.seconds,
+                                        on_block=lambda s: progress.advance(task, s))
+            except MoodtrackError as exc:
+                failed.append((f, str(exc)))
+                progress.console.print(f"[red]failed[/] {f}: {exc}", highlight=False)
+                continue
+            progress.console.print(f"[green]ok[/] {f} -> {csv_path} ({updates} updates)",
+                                   highlight=False)
+    if failed:
+        print(f"moodtrack analyze: {len(failed)} of {len(inputs)} file(s) failed:", file=sys.stderr)
+        for f, why in failed:
+            print(f"  {f}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------------- main
+def _default_command(argv: list[str]) -> list[str]:
+    """No command: ``live`` where there is a default input device, else ``demo``."""
+    from realtime.devices import match_device, query_devices
+
+    try:
+        match_device(None, query_devices())
+        return ["live", *argv]
+    except MoodtrackError as exc:
+        print(f"moodtrack: {exc.args[0].split(':')[0]}; playing the bundled demo instead",
+              file=sys.stderr)
+        return ["demo", *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Run as a program (``argv`` None), the process ends with ``os._exit`` once everything
+    is closed and flushed: unloading numpy/scipy/onnxruntime takes most of a second on a
+    slow machine, and a stopped tracker should be gone at once.
+    """
+    if argv is not None:
+        return _main(list(argv))
+    code = _main(sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
+    try:
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+            argv = _default_command(argv)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        if args.command == "devices":
+            return cmd_devices(args)
+        if args.command == "listen":
+            from realtime.listen import listen
+
+            return listen(args.endpoint, count=args.count, timeout_s=args.timeout)
+        cfg = cfgmod.load(args.config, _overrides(args),
+                          labels={k: flag for k, (_, flag) in CLI_KEYS.items()})
+        if args.print_config:
+            sys.stdout.write(cfgmod.to_toml(cfg))
+            return 0
+        run = {"live": cmd_live, "demo": cmd_demo, "analyze": cmd_analyze}[args.command]
+        return run(args, cfg)
+    except MoodtrackError as exc:
+        print(f"moodtrack: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("moodtrack: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return 0

@@ -1,0 +1,198 @@
+"""Run configuration: defaults < TOML config file < command line.
+
+The configuration is a two-level TOML table (``[input]``, ``[analysis]``, ``[output]``).
+Every key is declared in :data:`OPTIONS` with its type, default and allowed range; an
+unknown key or a wrong type or value is a :class:`MoodtrackError` naming the key and
+what it allows. Presets live in ``configs/`` (``--config film-mix`` finds
+``configs/film-mix.toml``).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from realtime.errors import MoodtrackError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+MAX_UPDATE_HZ = 20.0
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config key: ``kind`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or
+    ``"device"`` (int index or str name); ``lo``/``hi`` bound numbers (inclusive unless
+    ``lo_open``); ``zero_ok`` also allows 0 for an int with a range (meaning "auto")."""
+
+    kind: str
+    default: Any
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    zero_ok: bool = False
+
+    def allowed(self) -> str:
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "str":
+            return "a string"
+        if self.kind == "device":
+            return "a device index or a part of its name (\"\" = the default input)"
+        rng = f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+        return f"{'an integer' if self.kind == 'int' else 'a number'} in {rng}" + (
+            " or 0 (auto)" if self.zero_ok else "")
+
+    def check(self, name: str, value: Any) -> Any:
+        """The value converted to the option's type, or a MoodtrackError."""
+        ok = {
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+            "device": isinstance(value, (int, str)) and not isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        }[self.kind]
+        if ok and self.kind in ("int", "float"):
+            value = int(value) if self.kind == "int" else float(value)
+            if not (self.zero_ok and value == 0):
+                ok = math.isfinite(value) and (self.lo is None or (
+                    value > self.lo if self.lo_open else value >= self.lo)) and (
+                    self.hi is None or value <= self.hi)
+        if not ok:
+            raise MoodtrackError(f"{name} {value!r} is invalid: it must be "
+                                 f"{self.allowed()}")
+        return value
+
+
+OPTIONS: dict[str, dict[str, Option]] = {
+    "input": {
+        "device": Option("device", "", "input device: index or name substring; \"\" = default"),
+        "sample_rate": Option("int", 0, "capture sample rate in Hz; 0 = the device's default",
+                              lo=8000, hi=384000, zero_ok=True),
+        "channels": Option("int", 0, "input channels (mixed to mono); 0 = all the device has",
+                           lo=1, hi=64, zero_ok=True),
+        "blocksize": Option("int", 1024, "frames per captured block", lo=64, hi=65536),
+        "queue_blocks": Option("int", 64, "capture queue length in blocks", lo=2, hi=4096),
+    },
+    "analysis": {
+        "model": Option("str", "", "ONNX model path; \"\" = $MOODTRACK_MODEL or models/mood.onnx"),
+        "update_hz": Option("float", 2.0, "mood updates per second", lo=0.0, hi=MAX_UPDATE_HZ,
+                            lo_open=True),
+        "smoothing_s": Option("float", 2.0, "exponential smoothing time constant in seconds",
+                              lo=0.0, hi=600.0),
+        "silence_db": Option("float", -60.0, "level (dBFS) below which the input is silence",
+                             lo=-150.0, hi=0.0),
+    },
+    "output": {
+        "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),
+        "csv": Option("str", "", "CSV timeline path; \"\" = none"),
+        "zmq": Option("str", "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint; \"\" = none"),
+        "zmq_hwm": Option("int", 16, "ZeroMQ send high-water mark in messages", lo=1, hi=100000),
+        "refresh_hz": Option("float", 10.0, "dashboard refreshes per second", lo=0.5, hi=60.0),
+        "history_s": Option("float", 180.0, "seconds of history the dashboard shows",
+                            lo=10.0, hi=3600.0),
+    },
+}
+
+Config = dict[str, dict[str, Any]]
+
+
+def defaults() -> Config:
+    return {sec: {k: o.default for k, o in opts.items()} for sec, opts in OPTIONS.items()}
+
+
+def find_config(name: str | Path) -> Path:
+    """A config file path, or the preset ``configs/<name>.toml``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    preset = CONFIG_DIR / f"{name}.toml"
+    if path.suffix == "" and preset.is_file():
+        return preset
+    presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))) or "none"
+    raise MoodtrackError(f"config file {name} not found; give a path to a TOML file or a preset "
+                         f"name ({presets})")
+
+
+def read_config(path: str | Path) -> Config:
+    """The validated (partial) config in a TOML file."""
+    path = find_config(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise MoodtrackError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise MoodtrackError(f"cannot read config file {path}: {exc.strerror}") from None
+    return validate(data, where=f"config file {path}")
+
+
+def validate(data: dict, *, where: str = "config", labels: dict[str, str] | None = None
+             ) -> Config:
+    """Check a (partial) nested config; returns it with values converted.
+
+    ``labels`` name keys in messages (e.g. ``{"analysis.update_hz": "--rate"}``).
+    """
+    out: Config = {}
+    for sec, table in data.items():
+        if sec not in OPTIONS:
+            raise MoodtrackError(f"{where}: unknown section [{sec}]; sections are "
+                                 + ", ".join(f"[{s}]" for s in OPTIONS))
+        if not isinstance(table, dict):
+            raise MoodtrackError(f"{where}: {sec} must be a table [{sec}]")
+        for key, value in table.items():
+            opt = OPTIONS[sec].get(key)
+            if opt is None:
+                raise MoodtrackError(f"{where}: unknown key {sec}.{key}; [{sec}] allows "
+                                     + ", ".join(OPTIONS[sec]))
+            try:
+                name = (labels or {}).get(f"{sec}.{key}") or f"config key {sec}.{key} ="
+                out.setdefault(sec, {})[key] = opt.check(name, value)
+            except MoodtrackError as exc:
+                raise MoodtrackError(f"{where}: {exc}") from None
+    return out
+
+
+def merge(*layers: Config) -> Config:
+    """Later layers override earlier ones, key by key."""
+    out = defaults()
+    for layer in layers:
+        for sec, table in layer.items():
+            out[sec].update(table)
+    return out
+
+
+def load(config_file: str | Path | None = None, overrides: Config | None = None, *,
+         labels: dict[str, str] | None = None) -> Config:
+    """defaults < ``config_file`` < ``overrides`` (from the command line), validated.
+
+    ``labels``: the command-line option of each overridden key, for messages.
+    """
+    file_layer = read_config(config_file) if config_file else {}
+    cli_layer = validate(overrides or {}, where="command line", labels=labels)
+    return merge(file_layer, cli_layer)
+
+
+def to_toml(config: Config) -> str:
+    """The config as TOML, with each key's help as a comment."""
+    lines = []
+    for sec, table in config.items():
+        lines.append(f"[{sec}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_toml_value(value)}  # {OPTIONS[sec][key].help}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    s = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'

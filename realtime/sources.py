@@ -1,0 +1,290 @@
+"""Audio sources: blocks of float32 frames ``(n_frames, channels)`` with their arrival time.
+
+Every source yields :class:`Block` s from :meth:`blocks`. Live sources (the microphone
+and a file paced at real time) share one structure: a producer (the PortAudio callback,
+or a reader thread) copies blocks into a bounded queue stamped with ``time.monotonic()``
+and the analysis thread takes them out. A full queue drops the block and counts it in
+:class:`~realtime.stats.PipelineStats`. An unpaced file is read by the caller's thread.
+
+``sounddevice`` is imported lazily (see :mod:`realtime.devices`), so files work without
+PortAudio.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from realtime.errors import MoodtrackError
+from realtime.stats import PipelineStats
+
+#: Seconds without a block after which a live input is reported as ``"stalled"``.
+STALL_S = 1.0
+#: Seconds between checks of the stop event while waiting for a block.
+POLL_S = 0.05
+
+
+class Block(NamedTuple):
+    """``data``: float32 (n_frames, channels); ``arrival``: ``time.monotonic()`` seconds.
+
+    A queued source reuses its buffers: ``data`` is valid until the next block is taken
+    (copy it to keep it).
+    """
+
+    data: np.ndarray
+    arrival: float
+
+
+class Source:
+    """Base of all sources: ``name``, ``sample_rate`` (Hz), ``channels``, :meth:`blocks`."""
+
+    name: str = ""
+    sample_rate: int = 0
+    channels: int = 0
+
+    def blocks(self, stop: threading.Event | None = None) -> Iterator[Block]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop producing; idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class QueuedSource(Source):
+    """A source whose producer runs on another thread and hands blocks over a bounded queue.
+
+    The producer calls :meth:`_offer` (never blocks, never allocates beyond a preallocated
+    pool) and :meth:`_end` once; the consumer iterates :meth:`blocks`.
+    """
+
+    def __init__(self, *, blocksize: int, channels: int, queue_blocks: int,
+                 stats: PipelineStats | None):
+        self.stats = stats if stats is not None else PipelineStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
+        # One more buffer than the queue holds, plus the one the consumer is working on:
+        # a pool slot is never rewritten while still queued or in use.
+        self._pool = np.zeros((queue_blocks + 2, blocksize, channels), dtype=np.float32)
+        self._slot = 0
+        self._ended = threading.Event()
+        self._error: str | None = None
+
+    # -- producer side (may be a real-time callback: no blocking, no logging) --
+    def _offer(self, data: np.ndarray, arrival: float) -> None:
+        n = data.shape[0]
+        if n <= self._pool.shape[1]:
+            buf = self._pool[self._slot, :n]
+            buf[...] = data
+        else:  # an unexpected long block: rare, allocate
+            buf = np.array(data, dtype=np.float32)
+        try:
+            self._queue.put_nowait(Block(buf, arrival))
+        except queue.Full:
+            self.stats.dropped_blocks += 1
+            return
+        self._slot = (self._slot + 1) % self._pool.shape[0]
+
+    def _end(self, error: str | None = None) -> None:
+        self._error = error
+        self._ended.set()
+
+    # -- consumer side --
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def blocks(self, stop: threading.Event | None = None) -> Iterator[Block]:
+        stop = stop if stop is not None else threading.Event()
+        self._start()
+        last = time.monotonic()
+        while not stop.is_set():
+            try:
+                block = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._ended.is_set() and self._queue.empty():
+                    break
+                if time.monotonic() - last > STALL_S:
+                    self.stats.input_state = "stalled"
+                continue
+            last = block.arrival
+            if self.stats.input_state == "stalled":
+                self.stats.input_state = "ok"
+            yield block
+        if self._error is not None and not stop.is_set():
+            self.stats.input_state = "lost"
+            raise MoodtrackError(self._error)
+
+
+class FileSource(Source):
+    """An audio file (anything libsndfile reads: wav, flac, ogg, mp3...) in blocks.
+
+    ``paced=False`` reads in the caller's thread as fast as it consumes;
+    ``paced=True`` delivers each block when its last frame would have been captured,
+    through the same queue structure as the microphone. Both give identical audio.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, paced: bool = False, blocksize: int = 1024,
+                 queue_blocks: int = 64, stats: PipelineStats | None = None):
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.blocksize = int(blocksize)
+        self.paced = paced
+        if not self.path.is_file():
+            what = "is a directory" if self.path.is_dir() else "does not exist"
+            raise MoodtrackError(f"cannot read audio file {self.path}: it {what}")
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}") from None
+        self.sample_rate = int(self._file.samplerate)
+        self.channels = int(self._file.channels)
+        self.frames = int(self._file.frames)
+        self.stats = stats if stats is not None else PipelineStats()
+        self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    def _read(self) -> Iterator[np.ndarray]:
+        """The file's blocks, float32 (n, channels); a decoding error is a MoodtrackError."""
+        while True:
+            try:
+                data = self._file.read(self.blocksize, dtype="float32", always_2d=True)
+            except Exception as exc:  # libsndfile decoding errors surface as several types
+                raise MoodtrackError(f"cannot decode audio file {self.path}: {_reason(exc)}") from None
+            if data.shape[0] == 0:
+                return
+            yield data
+
+    def blocks(self, stop: threading.Event | None = None) -> Iterator[Block]:
+        if self._queued is not None:
+            yield from self._queued.blocks(stop)
+            return
+        for data in self._read():
+            if stop is not None and stop.is_set():
+                return
+            yield Block(data, time.monotonic())
+
+    def close(self) -> None:
+        if self._queued is not None:
+            self._queued.close()
+        if not self._file.closed:
+            self._file.close()
+
+
+class _PacedReader(QueuedSource):
+    """Reader thread that plays a :class:`FileSource` into the queue at real-time pace."""
+
+    def __init__(self, file: FileSource, *, queue_blocks: int):
+        super().__init__(blocksize=file.blocksize, channels=file.channels,
+                         queue_blocks=queue_blocks, stats=file.stats)
+        self._file = file
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="file-reader", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        sent = 0
+        try:
+            for data in self._file._read():
+                sent += data.shape[0]
+                due = t0 + sent / self._file.sample_rate
+                if self._closing.wait(max(0.0, due - time.monotonic())):
+                    break
+                self._offer(data, time.monotonic())
+        except MoodtrackError as exc:
+            self._end(str(exc))
+            return
+        self._end()
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+
+class MicSource(QueuedSource):
+    """A PortAudio input device. The callback only copies the block into the queue.
+
+    ``device`` is a resolved :class:`realtime.devices.InputDevice`; ``sample_rate`` and
+    ``channels`` must already be checked (see :func:`realtime.devices.resolve_input`).
+    """
+
+    def __init__(self, device, *, sample_rate: int, channels: int, blocksize: int = 1024,
+                 queue_blocks: int = 64, stats: PipelineStats | None = None):
+        super().__init__(blocksize=blocksize, channels=channels, queue_blocks=queue_blocks,
+                         stats=stats)
+        self.device = device
+        self.name = device.name
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.blocksize = int(blocksize)
+        self._stream = None
+        self._closing = False
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        arrival = time.monotonic()  # PortAudio's timestamps are not trusted
+        if status.input_overflow:
+            self.stats.overflows += 1
+        self._offer(indata, arrival)
+
+    def _finished(self) -> None:
+        if not self._closing:
+            self._end(f"input device {self.name!r} stopped delivering audio (unplugged?); "
+                      "check it with 'moodtrack devices' and start again")
+        else:
+            self._end()
+
+    def _start(self) -> None:
+        if self._stream is not None:
+            return
+        from realtime.devices import import_sounddevice
+
+        sd = import_sounddevice()
+        try:
+            self._stream = sd.InputStream(
+                device=self.device.index, samplerate=self.sample_rate, channels=self.channels,
+                blocksize=self.blocksize, dtype="float32", callback=self._callback,
+                finished_callback=self._finished,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise MoodtrackError(
+                f"cannot open input device {self.name!r} at {self.sample_rate} Hz with "
+                f"{self.channels} channel(s): {exc}; try another -r/--samplerate or -c/--channels"
+            ) from None
+
+    def close(self) -> None:
+        self._closing = True
+        if self._stream is not None:
+            try:
+                self._stream.abort(ignore_errors=True)
+                self._stream.close(ignore_errors=True)
+            finally:
+                self._stream = None
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason from a libsndfile or OS error."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    if text.startswith("Error opening ") and "': " in text:  # libsndfile repeats the path
+        text = text.split("': ", 1)[1]
+    return text[:200]
