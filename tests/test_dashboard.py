@@ -1,0 +1,176 @@
+"""Dashboard: frames rendered from snapshots, and the live sink's threading."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from rich.console import Console
+
+from realtime.dashboard import SPARK, TRAIL, Dashboard, Snapshot, big_text, plane_size, render
+from realtime.stats import PipelineStats
+from tests.test_sinks import make_update
+
+
+def text_of(snapshot: Snapshot) -> list[str]:
+    console = Console(record=True, width=snapshot.width, height=snapshot.height,
+                      file=io.StringIO(), color_system="truecolor")
+    console.print(render(snapshot))
+    return console.export_text().splitlines()
+
+
+def stats_dict(**kw) -> dict:
+    s = PipelineStats(device="Scarlett 2i2", sample_rate=48000, channels=2, model="va-1", **kw)
+    return s.to_dict()
+
+
+def snap(history, *, width=100, height=30, history_s=180.0, **stats) -> Snapshot:
+    return Snapshot(tuple(history), stats_dict(**stats), width, height, history_s)
+
+
+def marker(lines: list[str]) -> tuple[int, int]:
+    hits = [(r, c) for r, line in enumerate(lines) for c, ch in enumerate(line) if ch in "●○"]
+    assert len(hits) == 1
+    return hits[0]
+
+
+def test_mood_numbers_and_counters_shown():
+    lines = text_of(snap([make_update(i) for i in range(5)], overflows=7, dropped_blocks=3,
+                         zmq_dropped=5, latency_ms=12.3))
+    text = "\n".join(lines)
+    for needle in ("Q2 tense", "valence -0.42", "arousal +0.61", "73%", "Scarlett 2i2", "48000 Hz",
+                   "va-1", "latency 12.3 ms", "overflows 7", "drops 3", "zmq drops 5",
+                   "-23.1 dBFS", "input ok", "t 2.0 s"):
+        assert needle in text, needle
+    assert "INPUT" not in text
+
+
+@pytest.mark.parametrize("mood_update,plain", [
+    (make_update(valence=-0.5, arousal=-0.5), "M E L A N C H O L I C"),  # too wide for big font
+    (make_update(valence=0.5, arousal=-0.5), None),
+])
+def test_mood_name_big_or_spelled(mood_update, plain):
+    text = "\n".join(text_of(snap([mood_update])))
+    if plain:
+        assert plain in text
+    else:
+        assert big_text(mood_update.mood)[0] in text
+
+
+def test_marker_moves_with_valence_and_arousal():
+    cols, rows = plane_size(100, 30)
+    positions = {}
+    for v, a in ((-1, 1), (1, 1), (-1, -1), (1, -1), (0.5, 0.0), (-0.5, 0.0)):
+        positions[v, a] = marker(text_of(snap([make_update(valence=v, arousal=a)])))
+    (r0, c0) = positions[-1, 1]                  # top-left corner cell of the grid
+    assert positions[1, 1] == (r0, c0 + cols - 1)
+    assert positions[-1, -1] == (r0 + rows - 1, c0)
+    assert positions[1, -1] == (r0 + rows - 1, c0 + cols - 1)
+    assert positions[0.5, 0.0][0] == positions[-0.5, 0.0][0] == r0 + rows // 2
+    assert positions[0.5, 0.0][1] - c0 == round(0.75 * (cols - 1))
+    assert positions[-0.5, 0.0][1] - c0 == round(0.25 * (cols - 1))
+
+
+def test_trail_is_bounded_and_silence_has_hollow_marker():
+    history = [make_update(i, valence=-1 + i / 50, arousal=-1 + i / 50) for i in range(100)]
+    lines = text_of(snap(history))
+    plane = [line[: plane_size(100, 30)[0] + 2] for line in lines]
+    assert 1 <= sum(line.count("•") + line.count("·") for line in plane) <= TRAIL
+    assert marker(lines)
+    silent = text_of(snap(history[:-1] + [make_update(100, silence=True, level_db=-80)]))
+    assert any("○" in line for line in silent) and not any("●" in line for line in silent)
+    assert any("silent" in line for line in silent)
+
+
+def spark_line(lines: list[str], label: str, width: int = 100, height: int = 30) -> str:
+    """The sparkline characters after ``label`` in the right-hand column."""
+    info = [line[plane_size(width, height)[0] + 3:] for line in lines]
+    (spark,) = [rest[len(label):] for rest in info if rest.startswith(label + " ")
+                and any(ch in SPARK for ch in rest)]
+    return "".join(ch for ch in spark if ch in SPARK)
+
+
+def test_sparklines_fixed_scale_and_bounded_length():
+    def sparks(valence):
+        # 1000 s of updates at 10 Hz; only the last history_s seconds are shown.
+        history = [make_update(i, t=i / 10, valence=valence, arousal=-valence) for i in range(10_000)]
+        return text_of(snap(history, history_s=60.0))
+
+    top, bottom, middle = sparks(1.0), sparks(-1.0), sparks(0.0)
+    width = len(spark_line(top, "valence"))
+    assert 10 <= width <= 100
+    assert spark_line(top, "valence") == "█" * width and spark_line(top, "arousal") == "▁" * width
+    assert spark_line(bottom, "valence") == "▁" * width
+    assert set(spark_line(middle, "valence")) == {SPARK[round(0.5 * (len(SPARK) - 1))]}
+    # A short history fills only the right-hand end: fixed time scale, not stretched.
+    short = text_of(snap([make_update(i, t=i / 10) for i in range(100)], history_s=60.0))
+    assert 0 < len(spark_line(short, "valence")) < width // 2
+
+
+def test_input_state_shown_prominently():
+    text = "\n".join(text_of(snap([make_update()], input_state="stalled")))
+    assert "INPUT STALLED" in text
+    text = "\n".join(text_of(snap([], input_state="lost")))
+    assert "INPUT LOST" in text and "waiting for audio" in text
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (100, 30)])
+@pytest.mark.parametrize("state", ["ok", "stalled"])
+def test_frame_fits_the_terminal(size, state):
+    width, height = size
+    history = [make_update(i, t=i / 10, valence=(i % 7) / 7 - 0.5, arousal=(i % 5) / 5 - 0.5,
+                           silence=i % 50 == 0) for i in range(3000)]
+    lines = text_of(snap(history, width=width, height=height, input_state=state, overflows=123456))
+    assert len(lines) <= height - 1
+    assert max(len(line.rstrip()) for line in lines) <= width
+    assert sum("valence" in line for line in lines) >= 2  # plane axis label and sparkline
+
+
+def test_level_meter():
+    def meter(level_db):
+        line = [line for line in text_of(snap([make_update(level_db=level_db)])) if "dBFS" in line]
+        return line[0].split("input", 1)[1]
+
+    assert "█" not in meter(-70.0) and "█" in meter(-30.0)
+    assert meter(-30.0).count("█") < meter(-10.0).count("█")
+    assert "─" not in meter(0.0)
+
+
+def test_emit_keeps_history_s_and_restarts_when_time_goes_back():
+    dash = Dashboard(PipelineStats(), history_s=10.0, console=Console(file=io.StringIO()))
+    for i in range(200):
+        dash.emit(make_update(i, t=i * 0.5))
+    h = dash.snapshot().history
+    assert h[-1].t == 99.5 and h[0].t >= 89.5 and len(h) == 21
+    dash.emit(make_update(200, t=0.5))
+    assert [u.seq for u in dash.snapshot().history] == [200]
+    dash.close()
+
+
+def test_live_dashboard_draws_and_emit_does_not_wait_for_rendering(monkeypatch):
+    import realtime.dashboard as mod
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, height=30, color_system=None)
+    stats = PipelineStats(device="Scarlett 2i2")
+    dash = Dashboard(stats, refresh_hz=20, console=console)
+    real_render = mod.render
+
+    def slow_render(snapshot):
+        time.sleep(0.2)
+        return real_render(snapshot)
+
+    monkeypatch.setattr(mod, "render", slow_render)
+    dash.start()
+    try:
+        t0 = time.perf_counter()
+        for i in range(2000):
+            dash.emit(make_update(i, t=i / 10))
+        emit_s = time.perf_counter() - t0
+        time.sleep(0.5)
+    finally:
+        dash.close()
+        dash.close()
+    assert emit_s < 0.15  # a render takes 0.2 s; 2000 emits must not wait for any
+    assert "Scarlett 2i2" in out.getvalue() and "Q2 tense" in out.getvalue()
