@@ -23,7 +23,7 @@ try:
         # React to the mood here: msg["valence"], msg["arousal"] in [-1, 1], msg["mood"], ...
         print(f'{msg["t"]:8.2f}s  {msg["mood"]:<12} v={msg["valence"]:+.2f} '
               f'a={msg["arousal"]:+.2f} conf={msg["confidence"]:.2f}')
-except KeyboardInterrupt:
+except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or piped into head
     pass
 finally:
     sock.close(0)
