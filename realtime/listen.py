@@ -31,6 +31,7 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
+    sock.setsockopt(zmq.IPV6, int("[" in endpoint))
     try:
         sock.connect(endpoint)
     except zmq.ZMQError as e:

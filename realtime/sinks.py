@@ -187,6 +187,7 @@ class ZmqSink:
         self._sock.setsockopt(zmq.SNDHWM, int(hwm))
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
+        self._sock.setsockopt(zmq.IPV6, int("[" in endpoint))  # tcp://[::1]:5556
         try:
             self._sock.bind(endpoint)
         except zmq.ZMQError as e:

@@ -31,9 +31,16 @@ def run_listener(sink, *, count, start_seq=0, skip=()):
     return result.get("rc"), out.getvalue().splitlines()
 
 
-@pytest.mark.parametrize("frames", ["multi", "single"])
-def test_listen_prints_messages_and_stops_after_count(frames):
-    sink = ZmqSink("tcp://127.0.0.1:*", frames=frames)
+@pytest.mark.parametrize("endpoint,frames", [("tcp://127.0.0.1:*", "multi"),
+                                             ("tcp://127.0.0.1:*", "single"),
+                                             ("tcp://[::1]:*", "multi")])
+def test_listen_prints_messages_and_stops_after_count(endpoint, frames):
+    try:
+        sink = ZmqSink(endpoint, frames=frames)
+    except MoodtrackError:
+        if "::1" not in endpoint:
+            raise
+        pytest.skip("no IPv6 loopback here")
     try:
         rc, lines = run_listener(sink, count=5)
     finally:
