@@ -201,6 +201,7 @@ def cmd_demo(args, cfg) -> int:
     from realtime.sources import FileSource
     from realtime.stats import PipelineStats
 
+    _check_seconds(args.seconds)
     if not DEMO_PATH.is_file():
         raise MoodtrackError(f"the bundled demo recording {DEMO_PATH} is missing: rebuild it with "
                              "'python tools/make_demo.py', or play any file with "
