@@ -240,13 +240,26 @@ def _level_section(snapshot: Snapshot, width: int) -> list[Text]:
                           no_wrap=True)]
 
 
+def _share_section(snapshot: Snapshot) -> list[Text]:
+    """How the shown history divides between the moods (silence included), by updates."""
+    counts: dict[str, int] = {}
+    for u in snapshot.history:
+        counts[u.mood] = counts.get(u.mood, 0) + 1
+    total = sum(counts.values())
+    text = Text("moods    ", "grey62", no_wrap=True, overflow="ellipsis")
+    for mood, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        text.append(f"{mood} ", MOOD_COLOURS.get(mood, "white"))
+        text.append(f"{n / total:.0%}  ", "bold")
+    return [text]
+
+
 def render_info(snapshot: Snapshot, width: int) -> Group:
     """Right-hand side: mood, history sparklines, level; spaced out on tall screens."""
     latest = snapshot.history[-1] if snapshot.history else None
     rows = plane_size(snapshot.width, snapshot.height)[1]
     gap = [Text()] * max(1, min(3, (rows - 8) // 4))
     lines = (_mood_section(latest, width) + gap + _history_section(snapshot, width) + gap
-             + _level_section(snapshot, width))
+             + _level_section(snapshot, width) + gap + _share_section(snapshot))
     return Group(*lines)
 
 

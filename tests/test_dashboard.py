@@ -174,3 +174,12 @@ def test_live_dashboard_draws_and_emit_does_not_wait_for_rendering(monkeypatch):
         dash.close()
     assert emit_s < 0.15  # a render takes 0.2 s; 2000 emits must not wait for any
     assert "Scarlett 2i2" in out.getvalue() and "Q2 tense" in out.getvalue()
+
+
+def test_mood_shares_over_the_history():
+    history = ([make_update(i, valence=-0.5, arousal=0.5) for i in range(6)]
+               + [make_update(6 + i, valence=0.5, arousal=-0.5) for i in range(3)]
+               + [make_update(9, silence=True)])
+    (line,) = [line for line in text_of(snap(history)) if "moods " in line]
+    assert "tense 60%" in line and "calm 30%" in line and "silence 10%" in line
+    assert line.index("tense") < line.index("calm") < line.index("silence")
