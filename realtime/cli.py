@@ -53,10 +53,9 @@ def _output_options() -> argparse.ArgumentParser:
     g.add_argument("--no-dashboard", action="store_true",
                    help="plain one-line-per-update log (automatic when stdout is not a terminal)")
     g.add_argument("--csv", metavar="PATH", help="write the mood timeline to this CSV file")
-    z = g.add_mutually_exclusive_group()
-    z.add_argument("--zmq", metavar="ENDPOINT",
+    g.add_argument("--zmq", metavar="ENDPOINT",
                    help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5556)")
-    z.add_argument("--no-zmq", action="store_true", help="do not publish over ZeroMQ")
+    g.add_argument("--no-zmq", action="store_true", help="do not publish over ZeroMQ")
     return p
 
 
@@ -132,6 +131,8 @@ def _overrides(args: argparse.Namespace) -> cfgmod.Config:
     if getattr(args, "no_dashboard", False):
         pick["output", "dashboard"] = False
     if getattr(args, "no_zmq", False):
+        if args.zmq is not None:
+            raise MoodtrackError("--zmq and --no-zmq contradict each other: give one of them")
         pick["output", "zmq"] = ""
     out: cfgmod.Config = {}
     for (sec, key), value in pick.items():
@@ -419,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     if argv is not None:
         return _main(list(argv))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     code = _main(sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -428,8 +430,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     parser = build_parser()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     try:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = _default_command(argv)

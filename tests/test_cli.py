@@ -223,3 +223,25 @@ def test_listen_times_out(capsys):
     assert cli.main(["listen", f"tcp://127.0.0.1:{_free_port()}", "-n", "1",
                      "--timeout", "0.2"]) == 1
     assert "no message" in capsys.readouterr().err
+
+
+def test_demo_recording_is_bundled_with_its_licence():
+    info = sf.info(str(cli.DEMO_PATH))
+    assert (info.samplerate, info.channels, info.format) == (22050, 1, "OGG")
+    assert 120 <= info.duration <= 180
+    assert cli.DEMO_PATH.stat().st_size < 2.5e6
+    source = (cli.DEMO_PATH.parent / "DEMO_SOURCE.md").read_text()
+    for needed in ("CC BY-SA 3.0", "Max McCracken", "singularity-music", "calm", "tense",
+                   "melancholic", "uplifting"):
+        assert needed in source
+
+
+def test_demo_runs_the_live_pipeline(capsys, tiny_model_path):
+    t0 = time.monotonic()
+    rc = cli.main(["demo", "--seconds", "1.5", "--no-zmq", "--model", str(tiny_model_path)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert time.monotonic() - t0 >= 1.4  # real-time pace
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and lines[0].split()[0] == "1.00s" and lines[1].split()[0] == "1.50s"
+    assert "demo.ogg (22050 Hz, 1 ch)" in captured.err

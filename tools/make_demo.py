@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # realtime, for the model check
+CACHE = Path.home() / ".cache" / "moodtrack-demo"
 OUT_AUDIO = ROOT / "realtime" / "data" / "demo.ogg"
 OUT_SOURCE = ROOT / "realtime" / "data" / "DEMO_SOURCE.md"
 SR = 22050
@@ -34,20 +36,27 @@ PACKAGE = "singularity-music"
 MUSIC_SUBDIR = Path("usr/share/games/singularity/music")
 MUSIC_DIRS = (Path("/") / MUSIC_SUBDIR, Path("/tmp/sing") / MUSIC_SUBDIR)
 
-#: Mood -> candidate tracks (by title and feel) in demo order.
-CANDIDATES: dict[str, tuple[str, ...]] = {
-    "calm": ("Nebula", "Through Space", "Coherence", "Awakening", "Orbital Elevator"),
-    "tense": ("Enemy Unknown", "Media Threat", "Aberrations", "Advanced Simulacra", "By-Product"),
-    "melancholic": ("lose/Chimes They Fade", "Deprecation", "Inevitable",
-                    "lose/March Thee to Dis"),
-    "uplifting": ("win/Apex Aleph", "A New Journey", "Orbital Elevator", "Awakening"),
+#: Every track of the package (a segment needs a track at least as long as it).
+TRACKS = ("A New Journey", "Aberrations", "Advanced Simulacra", "Awakening", "By-Product",
+          "Coherence", "Deprecation", "Enemy Unknown", "Inevitable", "Media Threat", "Nebula",
+          "Orbital Elevator", "Through Space", "lose/Chimes They Fade", "lose/March Thee to Dis",
+          "win/Apex Aleph")
+#: Mood -> tracks whose title or place in the game suggests it: a score bonus of NAME_BONUS.
+NAME_PRIOR: dict[str, tuple[str, ...]] = {
+    "calm": ("Nebula", "Through Space", "Awakening", "Orbital Elevator"),
+    "tense": ("Enemy Unknown", "Media Threat", "Aberrations"),
+    "melancholic": ("lose/Chimes They Fade", "lose/March Thee to Dis", "Deprecation",
+                    "Inevitable"),
+    "uplifting": ("win/Apex Aleph", "A New Journey"),
 }
-# Score weights on z-scored proxies: energy (loudness + onset rate), brightness, mode.
+NAME_BONUS = 0.5
+#: Score weights (demo order) on z-scored proxies: loudness, onset rate, brightness, mode.
+#: Arousal follows loudness and onset rate; valence follows mode and brightness.
 WEIGHTS = {
-    "calm": {"energy": -1.0, "bright": -0.3, "mode": 0.5},
-    "tense": {"energy": 1.0, "bright": 0.2, "mode": -0.7},
-    "melancholic": {"energy": -0.7, "bright": -0.5, "mode": -1.0},
-    "uplifting": {"energy": 0.8, "bright": 0.5, "mode": 1.0},
+    "calm": {"loud": -0.6, "onsets": -0.6, "bright": -0.3, "mode": 0.5},
+    "tense": {"loud": 0.8, "onsets": 0.3, "bright": 0.0, "mode": -0.7},
+    "melancholic": {"loud": -0.4, "onsets": -0.3, "bright": -0.5, "mode": -1.0},
+    "uplifting": {"loud": 0.8, "onsets": 0.3, "bright": 0.5, "mode": 0.7},
 }
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 _MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -120,36 +129,56 @@ def windows(track: str, p: dict[str, np.ndarray], seconds: float, hop_s: int = 2
     margin = 5 if n >= w + 10 else 0
     for s in range(margin, max(margin, n - w - margin) + 1, hop_s):
         sl = slice(s, min(n, s + w))
-        out.append({"track": track, "start": float(s), "loud": float(np.mean(p["loud"][sl])),
+        out.append({"track": track, "start": float(s), "length": float(n),
+                    "loud": float(np.mean(p["loud"][sl])),
                     "onsets": float(np.mean(p["onsets"][sl])),
                     "bright": float(np.mean(p["bright"][sl])),
                     "mode": mode_of(p["chroma"][sl].mean(axis=0))})
     return out
 
 
+def cached_proxies(music: Path, track: str) -> dict[str, np.ndarray]:
+    """:func:`second_proxies` of a track, cached in :data:`CACHE`."""
+    path = CACHE / (track.replace("/", "_") + ".npz")
+    if path.is_file():
+        return dict(np.load(path))
+    print(f"make_demo: analysing {track}", file=sys.stderr)
+    p = second_proxies(load(music / f"{track}.ogg"))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **p)
+    return p
+
+
 def pick(music: Path, seconds: float) -> list[Segment]:
-    """The best window per mood, each from a different track."""
-    cache: dict[str, list[dict]] = {}
-    for tracks in CANDIDATES.values():
-        for t in tracks:
-            if t not in cache:
-                print(f"make_demo: analysing {t}", file=sys.stderr)
-                cache[t] = windows(t, second_proxies(load(music / f"{t}.ogg")), seconds)
+    """The best-scoring window per mood (in demo order), each from a different track."""
+    cache = {t: windows(t, cached_proxies(music, t), seconds) for t in TRACKS}
     allw = [w for ws in cache.values() for w in ws]
     z = {k: (np.mean([w[k] for w in allw]), np.std([w[k] for w in allw]) + 1e-9)
          for k in ("loud", "onsets", "bright", "mode")}
-    zs = lambda w, k: (w[k] - z[k][0]) / z[k][1]  # noqa: E731
     used: set[str] = set()
     out = []
-    for mood, tracks in CANDIDATES.items():
-        wt = WEIGHTS[mood]
-        best = max((w for t in tracks if t not in used for w in cache[t]),
-                   key=lambda w: wt["energy"] * (zs(w, "loud") + zs(w, "onsets")) / 2
-                   + wt["bright"] * zs(w, "bright") + wt["mode"] * zs(w, "mode"))
+    for mood, wt in WEIGHTS.items():
+        def score(w, wt=wt, mood=mood):
+            return (sum(c * (w[k] - z[k][0]) / z[k][1] for k, c in wt.items())
+                    + NAME_BONUS * (w["track"] in NAME_PRIOR[mood]))
+
+        ranked = sorted((w for t in TRACKS if t not in used for w in cache[t]
+                         if len(cache[t]) and w["start"] + seconds <= _length(cache[t]) + 1),
+                        key=score, reverse=True)
+        best = ranked[0]
+        top: dict[str, tuple[float, float]] = {}
+        for w in ranked:
+            if len(top) < 4:
+                top.setdefault(w["track"], (round(float(score(w)), 2), w["start"]))
+        print(f"make_demo: {mood}: best (score, start s) of the top tracks {top}", file=sys.stderr)
         used.add(best["track"])
         out.append(Segment(mood, best["track"], best["start"], seconds,
                            {k: round(best[k], 3) for k in ("loud", "onsets", "bright", "mode")}))
     return out
+
+
+def _length(ws: list[dict]) -> float:
+    return ws[-1]["length"]
 
 
 def assemble(music: Path, segments: list[Segment], fade_s: float) -> np.ndarray:
