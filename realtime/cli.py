@@ -169,7 +169,7 @@ def _check_seconds(seconds: float | None) -> None:
 
 
 def cmd_live(args, cfg) -> int:
-    from realtime.sources import FileSource, MicSource
+    from realtime.sources import MicSource
     from realtime.stats import PipelineStats
 
     if args.list_devices:
@@ -185,8 +185,7 @@ def cmd_live(args, cfg) -> int:
     stats = PipelineStats()
     inp = cfg["input"]
     if args.file:
-        source = FileSource(args.file, paced=True, blocksize=inp["blocksize"],
-                            queue_blocks=inp["queue_blocks"], stats=stats)
+        source = _paced_file(args.file, cfg, stats)
     else:
         from realtime.devices import resolve_input
 
@@ -199,7 +198,6 @@ def cmd_live(args, cfg) -> int:
 
 
 def cmd_demo(args, cfg) -> int:
-    from realtime.sources import FileSource
     from realtime.stats import PipelineStats
 
     _check_seconds(args.seconds)
@@ -207,12 +205,19 @@ def cmd_demo(args, cfg) -> int:
         raise MoodtrackError(f"the bundled demo recording {DEMO_PATH} is missing: rebuild it with "
                              "'python tools/make_demo.py', or play any file with "
                              "'moodtrack live --file PATH'")
-    _check_seconds(args.seconds)
     model = _load_model(cfg)
     stats = PipelineStats()
-    source = FileSource(DEMO_PATH, paced=True, blocksize=cfg["input"]["blocksize"],
-                        queue_blocks=cfg["input"]["queue_blocks"], stats=stats)
+    source = _paced_file(DEMO_PATH, cfg, stats)
     return _run_live(source, model, cfg, stats=stats, seconds=args.seconds)
+
+
+def _paced_file(path, cfg, stats):
+    """A file played at real-time pace through the capture queue, as configured."""
+    from realtime.sources import FileSource
+
+    inp = cfg["input"]
+    return FileSource(path, paced=True, blocksize=inp["blocksize"],
+                      queue_blocks=inp["queue_blocks"], stats=stats)
 
 
 def _live_sinks(cfg, stats) -> list:
@@ -229,8 +234,7 @@ def _live_sinks(cfg, stats) -> list:
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
-            dash = Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"])
-            sinks.append(dash)
+            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"]))
         else:
             sinks.append(LogSink(sys.stdout))
     except BaseException:
