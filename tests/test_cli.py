@@ -143,7 +143,8 @@ def test_live_file_publishes_over_zmq_and_writes_csv(tmp_path, tiny_model_path):
     assert msgs[-1]["t"] == 4.0 and float(rows[-1]["t"]) == 4.0
 
 
-def test_sigterm_stops_live_within_a_second_with_a_complete_csv(tmp_path, tiny_model_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_live_within_a_second_with_a_complete_csv(tmp_path, tiny_model_path, sig):
     wav = tmp_path / "long.wav"
     sf.write(wav, tone_mix(30.0), SR)
     csv_path = tmp_path / "term.csv"
@@ -157,7 +158,7 @@ def test_sigterm_stops_live_within_a_second_with_a_complete_csv(tmp_path, tiny_m
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=5)
         took = time.monotonic() - t0
     finally:
