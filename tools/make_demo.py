@@ -10,6 +10,7 @@ is printed as a check.
 
     python tools/make_demo.py                      # finds or downloads the package
     python tools/make_demo.py --music DIR --seconds 38 --model models/mood.onnx
+    python tools/make_demo.py --check               # the model's view of the bundled demo
 
 The output is 22050 Hz mono Ogg Vorbis (about 1-2 MB); being an adaptation, it is CC BY-SA
 3.0 too.
@@ -200,7 +201,8 @@ def assemble(music: Path, segments: list[Segment], fade_s: float) -> np.ndarray:
     return (out * (10 ** (-1 / 20) / max(np.abs(out).max(), 1e-9))).astype(np.float32)
 
 
-def model_view(y: np.ndarray, segments: list[Segment], fade_s: float, model: Path | None) -> None:
+def model_view(y: np.ndarray, segments: list[Segment], fade_s: float, model: Path | None, *,
+               sample_rate: int = SR) -> None:
     """Print the model's mean valence/arousal over each segment (its last 2/3)."""
     try:
         from realtime.model import MoodModel
@@ -210,7 +212,8 @@ def model_view(y: np.ndarray, segments: list[Segment], fade_s: float, model: Pat
     except Exception as exc:  # no model yet: the check is optional
         print(f"make_demo: no model check ({exc})", file=sys.stderr)
         return
-    ups = Pipeline(m, update_hz=1.0).push(y, sample_rate=SR)
+    p = Pipeline(m, update_hz=1.0)
+    ups = p.push(y, sample_rate=sample_rate) + p.finish()
     t = np.array([u.t for u in ups])
     va = np.array([(u.valence, u.arousal) for u in ups])
     start = 0.0
@@ -268,11 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fade", type=float, default=2.0, help="crossfade seconds")
     ap.add_argument("--model", type=Path, help="mood model for the check (default: moodtrack's)")
     ap.add_argument("--out", type=Path, default=OUT_AUDIO)
+    ap.add_argument("--check", action="store_true",
+                    help="only print the model's view of each segment of the existing demo")
     args = ap.parse_args(argv)
     import soundfile as sf
 
     music = find_music(args.music)
     segments = pick(music, args.seconds)
+    if args.check:
+        y, sr = sf.read(str(args.out), dtype="float32")
+        model_view(y, segments, args.fade, args.model, sample_rate=sr)
+        return 0
     y = assemble(music, segments, args.fade)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # libsndfile's Vorbis encoder crashes on one large write: write in blocks.
