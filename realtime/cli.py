@@ -40,7 +40,8 @@ def _run_options() -> argparse.ArgumentParser:
     g.add_argument("--model", metavar="PATH",
                    help="ONNX mood model (default: $MOODTRACK_MODEL or models/mood.onnx)")
     g.add_argument("--config", metavar="FILE.toml",
-                   help="config file, or a preset name from configs/ (default, film-mix, lighting)")
+                   help="config file, or a preset name from configs/ (default, film-mix, lighting, "
+                        "calm)")
     g.add_argument("--print-config", action="store_true",
                    help="print the merged configuration as TOML and exit")
     return p
