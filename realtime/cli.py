@@ -357,6 +357,9 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
                   + "".join(f", OSC {t}" for t in cfg["lighting"]["osc"])
                   + (f", CSV {cfg['output']['csv']}" if cfg["output"]["csv"] else ""),
                   file=sys.stderr, flush=True)
+            # Known before the first block: the status topic reports them from the start.
+            stats.device, stats.sample_rate = source.name, source.sample_rate
+            stats.channels = source.channels
             for s in sinks:
                 if hasattr(s, "start"):
                     s.start()
