@@ -34,17 +34,18 @@ def secure_client(sock, keys: str | Path, client: str = "client") -> None:
 
 
 def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
-           timeout_s: float | None = None, out: TextIO = sys.stdout, topic: str = "mood",
+           timeout_s: float | None = None, out: TextIO | None = None, topic: str = "mood",
            keys: str | Path | None = None, client: str = "client") -> int:
     """Subscribe to ``endpoint`` and print each message's JSON on its own line to ``out``.
 
-    Stops after ``count`` messages (None: until Ctrl-C). ``timeout_s``: give up when no
+    ``out`` defaults to the current ``sys.stdout``. Stops after ``count`` messages (None: until Ctrl-C). ``timeout_s``: give up when no
     message arrives for that many seconds. Gaps in ``seq`` are reported on stderr.
     ``topic``: ``"mood"`` or ``"status"``; ``keys``/``client``: see :func:`secure_client`.
     Returns the exit status: 0 after ``count`` messages or Ctrl-C, 1 on a timeout.
     """
     import zmq
 
+    out = sys.stdout if out is None else out
     ctx = zmq.Context()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
