@@ -14,10 +14,10 @@ from tools.datasets import QUADRANT_SIGNS, Clip, measure_of
 
 #: Default configuration (the one chosen by cross-validation; see models/MODEL.md).
 DEFAULT_CONFIG = {
-    "model": "mlp",
-    "q4_target": "tags",
+    "model": "hgb_big",
+    "q4_target": "blend",
     "share_4q": 0.5,  # share of the total sample weight given to 4Q (rest: VGMIDI)
-    "stride": 2,  # train on every stride-th window (2 Hz updates -> 1 s apart)
+    "stride": 4,  # train on every stride-th window (2 Hz updates -> 2 s apart)
     "span_s": 2.0,  # VGMIDI target averaged over the last span_s seconds
     "soundfonts": "fluidr3,musescore,timgm",
     "q4_variants": "orig,aug1",
@@ -79,12 +79,13 @@ def make_model(name: str, seed: int = 0):
 
         return MultiOutputRegressor(GradientBoostingRegressor(
             n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.5, random_state=seed))
-    if name == "hgb":
+    if name in ("hgb", "hgb_big"):
         from sklearn.ensemble import HistGradientBoostingRegressor
 
+        it, leaves = (200, 15) if name == "hgb" else (500, 31)
         return MultiOutputRegressor(HistGradientBoostingRegressor(
-            max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=100,
-            l2_regularization=1.0, random_state=seed))
+            max_iter=it, learning_rate=0.05, max_leaf_nodes=leaves, min_samples_leaf=100,
+            l2_regularization=1.0, max_bins=64, early_stopping=False, random_state=seed))
     raise ValueError(f"unknown model {name!r}")
 
 

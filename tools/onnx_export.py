@@ -15,12 +15,29 @@ import onnx
 from skl2onnx import to_onnx
 
 
+def _patch_skl2onnx_tree_bools() -> None:
+    """skl2onnx 1.20 passes a Python ``bool`` (leaf nodes' missing-value direction) into an
+    integer attribute list when converting HistGradientBoosting, which onnx refuses; cast it."""
+    from skl2onnx.common import tree_ensemble
+
+    if getattr(tree_ensemble.add_node, "_moodtrack_patched", False):
+        return
+    orig = tree_ensemble.add_node
+
+    def add_node(*args, nodes_missing_value_tracks_true=0, **kwargs):
+        return orig(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    add_node._moodtrack_patched = True
+    tree_ensemble.add_node = add_node
+
+
 def export_model(estimator, *, path: str | Path, extractor_spec: dict[str, str],
                  output_scale: tuple[float, float], residual_std: tuple[float, float],
                  name: str, version: str, extra: dict[str, str] | None = None,
                  n_features: int | None = None) -> Path:
     """Convert ``estimator`` (predict: (n, n_features) -> (n, 2)) and write it to ``path``."""
     n = n_features or len(extractor_spec["feature_names"].split(","))
+    _patch_skl2onnx_tree_bools()
     onx = to_onnx(estimator, np.zeros((1, n), np.float32), target_opset=17,
                   options={"zipmap": False} if hasattr(estimator, "predict_proba") else None)
     meta = {
