@@ -264,6 +264,34 @@ def _stop_on_signals(stop: threading.Event):
             signal.signal(s, h)
 
 
+class _StateLog:
+    """Reports changes of the input state and a stopped CSV on stderr, for runs without
+    the dashboard (which shows them itself). Called from the main thread."""
+
+    def __init__(self, stats, *, enabled: bool):
+        self.stats = stats
+        self.enabled = enabled
+        self.state = "ok"
+        self.csv_error = ""
+
+    def check(self) -> None:
+        s = self.stats
+        state, why = s.input_state, s.input_error
+        if self.enabled and state != self.state:
+            if state == "stalled":
+                msg = "input stalled: no audio arriving (nothing playing, or the device hangs)"
+            elif state == "lost":
+                msg = f"input lost: {why or 'the device went away'}; reconnecting"
+            else:
+                msg = ("input back: " + ("reconnected" if self.state == "lost" else "audio again")
+                       + f" (reconnects {s.reconnects})")
+            print(f"moodtrack: {msg}", file=sys.stderr, flush=True)
+        self.state = state
+        if self.enabled and s.csv_error and s.csv_error != self.csv_error:
+            print(f"moodtrack: {s.csv_error}", file=sys.stderr, flush=True)
+        self.csv_error = s.csv_error
+
+
 def _run_live(source, model, cfg, *, stats, seconds) -> int:
     """Run the pipeline on an analysis thread until the source ends, ``seconds``, or a signal."""
     from realtime.pipeline import AnalysisThread
@@ -284,8 +312,10 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
                 if hasattr(s, "start"):
                     s.start()
             thread.start()
+            watch = _StateLog(stats, enabled=not any(hasattr(s, "start") for s in sinks))
             while thread.is_alive() and not stop.is_set():
                 thread.join(0.1)
+                watch.check()
             thread.join(STOP_GRACE_S)
         finally:
             source.close()

@@ -293,7 +293,7 @@ def render(snapshot: Snapshot) -> RenderableType:
     state = snapshot.stats.get("input_state", "ok")
     parts: list[RenderableType] = []
     if state != "ok":
-        what = {"stalled": "no audio arriving", "lost": "input device lost"}.get(state, state)
+        what = {"stalled": "no audio arriving", "lost": "input device lost, reconnecting"}.get(state, state)
         parts.append(Text(f" ⚠ INPUT {state.upper()}: {what} ".ljust(snapshot.width - 1),
                           "bold reverse red", no_wrap=True))
     body = Table.grid(padding=(0, 1))

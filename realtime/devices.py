@@ -128,6 +128,33 @@ def _need_inputs(d: Device) -> Device:
     return d
 
 
+def find_again(device: Device) -> Device:
+    """``device`` as PortAudio knows it now (for reopening a lost input).
+
+    The same name and host API, preferably at the same index; when it is not listed,
+    PortAudio is re-initialised (a replugged USB device comes back under a new index)
+    and looked up once more. A device that is still missing is a MoodtrackError.
+    """
+    sd = import_sounddevice()
+    for attempt in range(2):
+        if attempt:
+            try:  # re-enumerate: PortAudio lists devices once, at initialisation
+                sd._terminate()
+                sd._initialize()
+            except Exception as exc:
+                raise MoodtrackError(f"cannot restart PortAudio to look for input device "
+                                     f"{device.name!r}: {exc}") from None
+        try:
+            same = [d for d in query_devices() if d.name == device.name
+                    and d.hostapi == device.hostapi and d.max_input_channels > 0]
+        except MoodtrackError:
+            same = []
+        if same:
+            return next((d for d in same if d.index == device.index), same[0])
+    raise MoodtrackError(f"input device {device.name!r} ({device.hostapi}) is not connected; "
+                         "waiting for it to come back")
+
+
 def resolve_input(spec: int | str | None, *, sample_rate: int = 0, channels: int = 0
                   ) -> tuple[Device, int, int]:
     """``(device, sample_rate, channels)`` checked with PortAudio.
