@@ -39,6 +39,11 @@ BACKOFF_MAX_S = 8.0
 POLL_S = 0.05
 
 
+#: What a user can do about a file libsndfile cannot open.
+FORMATS_HINT = ("is it audio? moodtrack reads WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF and the "
+                "other formats libsndfile knows; convert it, e.g. 'ffmpeg -i IN OUT.wav'")
+
+
 class Block(NamedTuple):
     """``data``: float32 (n_frames, channels); ``arrival``: ``time.monotonic()`` seconds.
 
@@ -153,12 +158,23 @@ class FileSource(Source):
             what = "is a directory" if self.path.is_dir() else "does not exist"
             raise MoodtrackError(f"cannot read audio file {self.path}: it {what}")
         try:
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise MoodtrackError(f"cannot read audio file {self.path}: {exc.strerror}") from None
+        if size == 0:
+            raise MoodtrackError(f"cannot read audio file {self.path}: it is empty (0 bytes)")
+        try:
             self._file = sf.SoundFile(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}") from None
+        except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}; "
+                                 f"{FORMATS_HINT}") from None
         self.sample_rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.frames = int(self._file.frames)
+        if self.frames <= 0 or self.sample_rate <= 0 or self.channels <= 0:
+            self._file.close()
+            raise MoodtrackError(f"audio file {self.path} contains no audio ({self.frames} "
+                                 f"samples at {self.sample_rate} Hz, {self.channels} channels)")
         self.stats = stats if stats is not None else PipelineStats()
         self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
 
