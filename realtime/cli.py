@@ -56,6 +56,9 @@ def _output_options() -> argparse.ArgumentParser:
     g.add_argument("--zmq", metavar="ENDPOINT",
                    help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5556)")
     g.add_argument("--no-zmq", action="store_true", help="do not publish over ZeroMQ")
+    g.add_argument("--on-csv-error", choices=("stop", "continue"),
+                   help="when the CSV cannot be written (disk full...): stop the run (default), "
+                        "or continue with the dashboard and ZeroMQ")
     return p
 
 
@@ -121,6 +124,7 @@ CLI_KEYS = {
     "analysis.smoothing_s": ("smoothing", "--smoothing"),
     "output.csv": ("csv", "--csv"),
     "output.zmq": ("zmq", "--zmq"),
+    "output.on_csv_error": ("on_csv_error", "--on-csv-error"),
 }
 
 
@@ -228,7 +232,7 @@ def _live_sinks(cfg, stats) -> list:
     sinks: list = []
     try:
         if o["csv"]:
-            sinks.append(CsvSink(o["csv"]))
+            sinks.append(CsvSink(o["csv"], on_error=o["on_csv_error"], stats=stats))
         if o["zmq"]:
             sinks.append(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], stats=stats))
         if o["dashboard"] and sys.stdout.isatty():
@@ -381,12 +385,13 @@ def _analyze_file(path: Path, csv_path: Path, model, cfg, *, seconds, on_block) 
         try:
             pipeline = _pipeline(model, cfg, sinks=[sink], stats=stats)
             pipeline.run(src, seconds=seconds, on_block=lambda n: on_block(n / src.sample_rate))
-        except BaseException:
             sink.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                sink.close()
             with contextlib.suppress(OSError):
                 os.remove(csv_path)
             raise
-        sink.close()
     return stats.updates
 
 

@@ -23,9 +23,10 @@ MAX_UPDATE_HZ = 20.0
 
 @dataclass(frozen=True)
 class Option:
-    """One config key: ``kind`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or
-    ``"device"`` (int index or str name); ``lo``/``hi`` bound numbers (inclusive unless
-    ``lo_open``); ``zero_ok`` also allows 0 for an int with a range (meaning "auto")."""
+    """One config key: ``kind`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"``,
+    ``"choice"`` (one of ``choices``) or ``"device"`` (int index or str name);
+    ``lo``/``hi`` bound numbers (inclusive unless ``lo_open``); ``zero_ok`` also allows
+    0 for an int with a range (meaning "auto")."""
 
     kind: str
     default: Any
@@ -34,12 +35,15 @@ class Option:
     hi: float | None = None
     lo_open: bool = False
     zero_ok: bool = False
+    choices: tuple[str, ...] = ()
 
     def allowed(self) -> str:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "str":
             return "a string"
+        if self.kind == "choice":
+            return "one of " + ", ".join(f'"{c}"' for c in self.choices)
         if self.kind == "device":
             return "a device index or a part of its name (\"\" = the default input)"
         rng = f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
@@ -51,6 +55,7 @@ class Option:
         ok = {
             "bool": isinstance(value, bool),
             "str": isinstance(value, str),
+            "choice": isinstance(value, str) and value in self.choices,
             "device": isinstance(value, (int, str)) and not isinstance(value, bool),
             "int": isinstance(value, int) and not isinstance(value, bool),
             "float": isinstance(value, (int, float)) and not isinstance(value, bool),
@@ -89,6 +94,9 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "output": {
         "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),
         "csv": Option("str", "", "CSV timeline path; \"\" = none"),
+        "on_csv_error": Option("choice", "stop", "CSV cannot be written (disk full...): "
+                               "\"stop\" the run, or \"continue\" without it",
+                               choices=("stop", "continue")),
         "zmq": Option("str", "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint; \"\" = none"),
         "zmq_hwm": Option("int", 16, "ZeroMQ send high-water mark in messages", lo=1, hi=100000),
         "refresh_hz": Option("float", 10.0, "dashboard refreshes per second", lo=0.5, hi=60.0),

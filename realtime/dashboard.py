@@ -277,6 +277,8 @@ def render_footer(snapshot: Snapshot) -> Group:
         _counter("overflows", s.get("overflows", 0), bad=s.get("overflows", 0) > 0),
         _counter("drops", s.get("dropped_blocks", 0), bad=s.get("dropped_blocks", 0) > 0),
         _counter("zmq drops", s.get("zmq_dropped", 0), bad=s.get("zmq_dropped", 0) > 0),
+        *([_counter("csv", "STOPPED", bad=True)] if s.get("csv_error") else []),
+        *([_counter("reconnects", s["reconnects"], bad=True)] if s.get("reconnects") else []),
         _counter("up", _duration(s.get("uptime_s", 0.0)), bad=False),
         Text.assemble(("input ", "grey62"),
                       (state if state == "ok" else f" {state.upper()} ",
