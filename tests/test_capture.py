@@ -324,3 +324,33 @@ def test_stalled_input_is_reported_within_two_seconds_and_recovers(pulse, tiny_m
         live.proc.kill()
     assert rc == 0, live.err
     assert stalled_after < 2.5, (stalled_after, live.err)
+
+
+def test_real_device_errors_are_messages_not_tracebacks(pulse, tiny_model_path):
+    """Device selection against the real PortAudio device list (pulse, default). (The
+    pulse device resamples any rate: an unsupported rate is tested in test_sources.)"""
+    script = f"""
+import contextlib, io, json
+from realtime import cli
+out = {{}}
+for argv in (["-d", "no such card"], ["-d", "ALSA"], ["-d", "pulse", "-c", "64"],
+             ["-d", "99"]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = cli._main(["live", *argv, "--no-zmq", "--seconds", "0.5",
+                        "--model", {str(tiny_model_path)!r}])
+    out[" ".join(argv)] = [rc, err.getvalue()]
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env=pulse.env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    expect = {
+        "-d no such card": "no input device matches 'no such card'; list them with",
+        "-d ALSA": r"several input devices match 'ALSA': [0] pulse, ALSA; [1] default, ALSA",
+        "-d pulse -c 64": "has 32 input channel(s), not 64: pass -c/--channels 1..32",
+        "-d 99": "there is no audio device with index 99",
+    }
+    for case, (rc, err) in res.items():
+        assert rc == 2 and "Traceback" not in err, (case, err)
+        assert expect[case] in err, (case, err)
