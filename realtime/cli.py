@@ -1,6 +1,6 @@
 """The ``moodtrack`` command line.
 
-Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``listen``; with none, ``live``
+Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``listen``, ``keys``; with none, ``live``
 on the default input device, or ``demo`` where there is none. Problems a user can fix
 are :class:`MoodtrackError` s: their message is printed and the exit status is 2.
 """
@@ -40,7 +40,8 @@ def _run_options() -> argparse.ArgumentParser:
     g.add_argument("--model", metavar="PATH",
                    help="ONNX mood model (default: $MOODTRACK_MODEL or models/mood.onnx)")
     g.add_argument("--config", metavar="FILE.toml",
-                   help="config file, or a preset name from configs/ (default, film-mix, lighting)")
+                   help="config file, or a preset name from configs/ (default, film-mix, lighting, "
+                        "calm)")
     g.add_argument("--print-config", action="store_true",
                    help="print the merged configuration as TOML and exit")
     return p
@@ -59,6 +60,28 @@ def _output_options() -> argparse.ArgumentParser:
     g.add_argument("--on-csv-error", choices=("stop", "continue"),
                    help="when the CSV cannot be written (disk full...): stop the run (default), "
                         "or continue with the dashboard and ZeroMQ")
+    g.add_argument("--zmq-frames", choices=("multi", "single"),
+                   help="multi: topic and JSON frames (default); single: one \"mood {json}\" "
+                        "frame, for ZMQ_CONFLATE subscribers")
+    g.add_argument("--zmq-keys", metavar="DIR",
+                   help="encrypt with CURVE using the keys 'moodtrack keys DIR' made; only its "
+                        "authorized clients may subscribe")
+    g.add_argument("--zmq-delay", type=float, metavar="MS",
+                   help="publish mood messages MS milliseconds late (to match delayed audio)")
+    lg = p.add_argument_group("lighting (OSC and mood colour)")
+    lg.add_argument("--osc", action="append", metavar="HOST:PORT",
+                    help="send OSC bundles to HOST:PORT over UDP (repeatable)")
+    lg.add_argument("--osc-range", choices=("unit", "bipolar"),
+                    help="OSC valence/arousal range: unit [0, 1] (default; Resolume, QLC+) or "
+                         "bipolar [-1, 1]")
+    lg.add_argument("--osc-delay", type=float, metavar="MS",
+                    help="send OSC bundles MS milliseconds late (to match delayed audio)")
+    lg.add_argument("--palette", choices=("default", "colorblind", "mono"),
+                    help="mood colour palette (default; colorblind: Okabe-Ito; mono: white)")
+    lg.add_argument("--brightness", choices=("arousal", "fixed"),
+                    help="colour brightness follows arousal (default) or is fixed")
+    lg.add_argument("--color-smoothing", type=float, metavar="S",
+                    help="colour smoothing time constant in seconds (default 1; 0 = off)")
     return p
 
 
@@ -110,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     lis.add_argument("-n", "--count", type=int, metavar="N", help="stop after N messages")
     lis.add_argument("--timeout", type=float, metavar="S",
                      help="give up after S seconds without a message")
+    lis.add_argument("--topic", choices=("mood", "status"), default="mood",
+                     help="mood updates (default) or the once-a-second status")
+    lis.add_argument("--keys", metavar="DIR",
+                     help="CURVE keys folder from 'moodtrack keys' (for a --zmq-keys publisher)")
+    lis.add_argument("--client", default="client", metavar="NAME",
+                     help="which client's keys in DIR to use (default: client)")
+
+    keys = sub.add_parser("keys", help="create CURVE keys for an encrypted ZeroMQ publisher",
+                          description="Create a CURVE key pair for the publisher (once) and one "
+                                      "for a client in DIR; run with --zmq-keys DIR, and give "
+                                      "subscribers DIR/server.key and their NAME.key_secret.")
+    keys.add_argument("dir", metavar="DIR", help="folder for the keys (created)")
+    keys.add_argument("--client", default="client", metavar="NAME",
+                      help="name of the client key pair to add (default: client)")
     return parser
 
 
@@ -125,6 +162,15 @@ CLI_KEYS = {
     "output.csv": ("csv", "--csv"),
     "output.zmq": ("zmq", "--zmq"),
     "output.on_csv_error": ("on_csv_error", "--on-csv-error"),
+    "output.zmq_frames": ("zmq_frames", "--zmq-frames"),
+    "output.zmq_keys": ("zmq_keys", "--zmq-keys"),
+    "output.zmq_delay_ms": ("zmq_delay", "--zmq-delay"),
+    "lighting.osc": ("osc", "--osc"),
+    "lighting.osc_range": ("osc_range", "--osc-range"),
+    "lighting.osc_delay_ms": ("osc_delay", "--osc-delay"),
+    "lighting.palette": ("palette", "--palette"),
+    "lighting.brightness": ("brightness", "--brightness"),
+    "lighting.smoothing_s": ("color_smoothing", "--color-smoothing"),
 }
 
 
@@ -153,6 +199,18 @@ def cmd_devices(args) -> int:
     return 0
 
 
+def cmd_keys(args) -> int:
+    from realtime.sinks import generate_keys
+
+    paths = generate_keys(args.dir, client=args.client)
+    print(f"moodtrack keys: publisher keys {paths['server_public']} (public, give it to "
+          f"subscribers) and {paths['server_secret']} (secret, stays here);\n"
+          f"  client '{args.client}': {paths['client_secret']} (give it, with server.key, to "
+          f"that subscriber), authorized in {paths['client_public'].parent / 'authorized_clients'}"
+          f"\n  publish with: moodtrack live --zmq tcp://0.0.0.0:5556 --zmq-keys {args.dir}")
+    return 0
+
+
 def _load_model(cfg: cfgmod.Config):
     from realtime.model import MoodModel
 
@@ -160,11 +218,14 @@ def _load_model(cfg: cfgmod.Config):
 
 
 def _pipeline(model, cfg, *, sinks, stats):
+    from realtime.colour import MoodColour
     from realtime.pipeline import Pipeline
 
-    a = cfg["analysis"]
+    a, lit = cfg["analysis"], cfg["lighting"]
+    colour = MoodColour(palette=lit["palette"], brightness=lit["brightness"],
+                        smoothing_s=lit["smoothing_s"])
     return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
-                    silence_db=a["silence_db"], sinks=sinks, stats=stats)
+                    silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour)
 
 
 def _check_seconds(seconds: float | None) -> None:
@@ -224,17 +285,32 @@ def _paced_file(path, cfg, stats):
                       queue_blocks=inp["queue_blocks"], stats=stats)
 
 
-def _live_sinks(cfg, stats) -> list:
-    """CSV, ZeroMQ and display sinks as configured (the display last)."""
+def _delayed(sink, delay_ms: float):
+    """``sink``, or a :class:`DelayedSink` around it when ``delay_ms`` > 0."""
+    from realtime.sinks import DelayedSink
+
+    return DelayedSink(sink, delay_ms) if delay_ms > 0 else sink
+
+
+def _live_sinks(cfg, stats, model=None) -> list:
+    """CSV, ZeroMQ, OSC and display sinks as configured (the display last)."""
+    from realtime.osc import OscSink, parse_target
     from realtime.sinks import CsvSink, LogSink, ZmqSink
 
-    o = cfg["output"]
+    o, lit = cfg["output"], cfg["lighting"]
     sinks: list = []
     try:
         if o["csv"]:
             sinks.append(CsvSink(o["csv"], on_error=o["on_csv_error"], stats=stats))
         if o["zmq"]:
-            sinks.append(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], stats=stats))
+            info = (model.info.name, model.info.version) if model is not None else ("", "")
+            sinks.append(_delayed(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], frames=o["zmq_frames"],
+                                          stats=stats, status_s=o["zmq_status_s"], model=info,
+                                          keys=o["zmq_keys"] or None), o["zmq_delay_ms"]))
+        for target in lit["osc"]:
+            host, port = parse_target(target)
+            sinks.append(_delayed(OscSink(host, port, range=lit["osc_range"],
+                                          address_map=lit["osc_map"]), lit["osc_delay_ms"]))
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
@@ -304,19 +380,24 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
     sinks: list = []
     with _stop_on_signals(stop):
         try:
-            sinks += _live_sinks(cfg, stats)
+            sinks += _live_sinks(cfg, stats, model)
             pipeline = _pipeline(model, cfg, sinks=sinks, stats=stats)
             thread = AnalysisThread(pipeline, source, seconds=seconds, stop=stop)
             print(f"moodtrack: {source.name} ({source.sample_rate} Hz, {source.channels} ch) -> "
                   f"model {stats.model}, {cfg['analysis']['update_hz']:g} updates/s"
                   + (f", ZeroMQ {cfg['output']['zmq']}" if cfg["output"]["zmq"] else "")
+                  + "".join(f", OSC {t}" for t in cfg["lighting"]["osc"])
                   + (f", CSV {cfg['output']['csv']}" if cfg["output"]["csv"] else ""),
                   file=sys.stderr, flush=True)
+            # Known before the first block: the status topic reports them from the start.
+            stats.device, stats.sample_rate = source.name, source.sample_rate
+            stats.channels = source.channels
             for s in sinks:
                 if hasattr(s, "start"):
                     s.start()
             thread.start()
-            watch = _StateLog(stats, enabled=not any(hasattr(s, "start") for s in sinks))
+            watch = _StateLog(stats, enabled=not any(type(s).__name__ == "Dashboard"
+                                                     for s in sinks))
             while thread.is_alive() and not stop.is_set():
                 thread.join(0.1)
                 watch.check()
@@ -481,7 +562,10 @@ def _main(argv: list[str]) -> int:
         if args.command == "listen":
             from realtime.listen import listen
 
-            return listen(args.endpoint, count=args.count, timeout_s=args.timeout)
+            return listen(args.endpoint, count=args.count, timeout_s=args.timeout,
+                          topic=args.topic, keys=args.keys, client=args.client)
+        if args.command == "keys":
+            return cmd_keys(args)
         cfg = cfgmod.load(args.config, _overrides(args),
                           labels={k: flag for k, (_, flag) in CLI_KEYS.items()})
         if args.print_config:

@@ -1,6 +1,7 @@
 """Run configuration: defaults < TOML config file < command line.
 
-The configuration is a two-level TOML table (``[input]``, ``[analysis]``, ``[output]``).
+The configuration is a two-level TOML table (``[input]``, ``[analysis]``, ``[output]``,
+``[lighting]``; ``lighting.osc_map`` is itself a table).
 Every key is declared in :data:`OPTIONS` with its type, default and allowed range; an
 unknown key or a wrong type or value is a :class:`MoodtrackError` naming the key and
 what it allows. Presets live in ``configs/`` (``--config film-mix`` finds
@@ -9,8 +10,10 @@ what it allows. Presets live in ``configs/`` (``--config film-mix`` finds
 
 from __future__ import annotations
 
+import copy
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +27,11 @@ MAX_UPDATE_HZ = 20.0
 @dataclass(frozen=True)
 class Option:
     """One config key: ``kind`` is ``"int"``, ``"float"``, ``"bool"``, ``"str"``,
-    ``"choice"`` (one of ``choices``) or ``"device"`` (int index or str name);
-    ``lo``/``hi`` bound numbers (inclusive unless ``lo_open``); ``zero_ok`` also allows
-    0 for an int with a range (meaning "auto")."""
+    ``"device"`` (int index or str name), ``"list"`` (of strings) or ``"table"`` (a TOML
+    table); ``lo``/``hi`` bound numbers (inclusive unless ``lo_open``); ``zero_ok`` also
+    allows 0 for a number with a range (meaning "auto" or "off"); ``choices``: the strings
+    a ``"str"`` allows (any when empty); ``checker``: for lists and tables, a function
+    that raises a MoodtrackError saying what is wrong, or returns the value to keep."""
 
     kind: str
     default: Any
@@ -36,14 +41,18 @@ class Option:
     lo_open: bool = False
     zero_ok: bool = False
     choices: tuple[str, ...] = ()
+    checker: Callable[[Any], Any] | None = None
 
     def allowed(self) -> str:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "str":
-            return "a string"
-        if self.kind == "choice":
-            return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+            return "one of " + ", ".join(f'"{c}"' for c in self.choices) if self.choices \
+                else "a string"
+        if self.kind == "list":
+            return "a list of strings"
+        if self.kind == "table":
+            return "a table"
         if self.kind == "device":
             return "a device index or a part of its name (\"\" = the default input)"
         rng = f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
@@ -55,11 +64,14 @@ class Option:
         ok = {
             "bool": isinstance(value, bool),
             "str": isinstance(value, str),
-            "choice": isinstance(value, str) and value in self.choices,
             "device": isinstance(value, (int, str)) and not isinstance(value, bool),
             "int": isinstance(value, int) and not isinstance(value, bool),
             "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
+            "table": isinstance(value, dict),
         }[self.kind]
+        if ok and self.choices:
+            ok = value in self.choices
         if ok and self.kind in ("int", "float"):
             value = int(value) if self.kind == "int" else float(value)
             if not (self.zero_ok and value == 0):
@@ -69,7 +81,28 @@ class Option:
         if not ok:
             raise MoodtrackError(f"{name} {value!r} is invalid: it must be "
                                  f"{self.allowed()}")
+        if self.checker is not None:
+            try:
+                checked = self.checker(value)
+            except MoodtrackError as exc:
+                raise MoodtrackError(f"{name} {value!r} is invalid: {exc}") from None
+            return value if checked is None else checked
         return value
+
+
+def _osc_targets(values: list[str]) -> list[str]:
+    from realtime.osc import parse_target
+
+    for v in values:
+        parse_target(v)
+    return list(values)
+
+
+def _osc_map(table: dict) -> dict:
+    from realtime.osc import check_address_map
+
+    check_address_map(table)
+    return dict(table)
 
 
 OPTIONS: dict[str, dict[str, Option]] = {
@@ -94,14 +127,40 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "output": {
         "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),
         "csv": Option("str", "", "CSV timeline path; \"\" = none"),
-        "on_csv_error": Option("choice", "stop", "CSV cannot be written (disk full...): "
+        "on_csv_error": Option("str", "stop", "CSV cannot be written (disk full...): "
                                "\"stop\" the run, or \"continue\" without it",
                                choices=("stop", "continue")),
         "zmq": Option("str", "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint; \"\" = none"),
         "zmq_hwm": Option("int", 16, "ZeroMQ send high-water mark in messages", lo=1, hi=100000),
+        "zmq_frames": Option("str", "multi", "ZeroMQ framing: multi (topic + JSON frames) or "
+                             "single (\"mood {json}\", for ZMQ_CONFLATE subscribers)",
+                             choices=("multi", "single")),
+        "zmq_keys": Option("str", "", "folder from 'moodtrack keys': CURVE-encrypt ZeroMQ and "
+                           "admit only its authorized clients; \"\" = plain"),
+        "zmq_status_s": Option("float", 1.0, "seconds between ZeroMQ status messages; 0 = none",
+                               lo=0.05, hi=3600.0, zero_ok=True),
+        "zmq_delay_ms": Option("float", 0.0, "delay of ZeroMQ mood messages in milliseconds "
+                               "(to line up with late audio)", lo=0.0, hi=10000.0),
         "refresh_hz": Option("float", 10.0, "dashboard refreshes per second", lo=0.5, hi=60.0),
         "history_s": Option("float", 180.0, "seconds of history the dashboard shows",
                             lo=10.0, hi=3600.0),
+    },
+    "lighting": {
+        "palette": Option("str", "default", "mood colour palette: default, colorblind "
+                          "(Okabe-Ito) or mono (white)", choices=("default", "colorblind", "mono")),
+        "brightness": Option("str", "arousal", "colour brightness: arousal (dim when calm) or "
+                             "fixed", choices=("arousal", "fixed")),
+        "smoothing_s": Option("float", 1.0, "colour smoothing time constant in seconds (0 = off)",
+                              lo=0.0, hi=600.0),
+        "osc": Option("list", [], "OSC targets, \"HOST:PORT\" each; [] = none",
+                      checker=_osc_targets),
+        "osc_range": Option("str", "unit", "OSC valence/arousal range: unit [0, 1] or bipolar "
+                            "[-1, 1]", choices=("unit", "bipolar")),
+        "osc_delay_ms": Option("float", 0.0, "delay of OSC bundles in milliseconds (to line up "
+                               "with late audio)", lo=0.0, hi=10000.0),
+        "osc_map": Option("table", {}, "OSC address map, field = \"/address\" (or a list, or "
+                          "\"\" = off); fields: valence arousal quadrant confidence color red "
+                          "green blue silence", checker=_osc_map),
     },
 }
 
@@ -109,7 +168,8 @@ Config = dict[str, dict[str, Any]]
 
 
 def defaults() -> Config:
-    return {sec: {k: o.default for k, o in opts.items()} for sec, opts in OPTIONS.items()}
+    return {sec: {k: copy.deepcopy(o.default) for k, o in opts.items()}
+            for sec, opts in OPTIONS.items()}
 
 
 def find_config(name: str | Path) -> Path:
@@ -196,6 +256,10 @@ def to_toml(config: Config) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

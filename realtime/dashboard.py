@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from realtime.colour import to_hex
 from realtime.mood import MOOD_COLOURS, MoodUpdate
 from realtime.stats import PipelineStats
 
@@ -210,8 +211,15 @@ def _mood_section(latest: MoodUpdate | None, width: int) -> list[Text]:
         lines.append(Text.assemble(
             (label, f"bold {colour}"), ("  conf ", "grey62"),
             bar(latest.confidence, conf_w, colour), (f" {latest.confidence:4.0%}", "bold")))
-    lines.append(Text.assemble(("valence ", "grey62"), (f"{latest.valence:+.2f}", "bold"),
-                               ("   arousal ", "grey62"), (f"{latest.arousal:+.2f}", "bold")))
+    values = Text.assemble(("valence ", "grey62"), (f"{latest.valence:+.2f}", "bold"),
+                           ("   arousal ", "grey62"), (f"{latest.arousal:+.2f}", "bold"))
+    if latest.color is not None:  # the light colour, as OSC and ZeroMQ publish it
+        hex_ = to_hex(latest.color)
+        values.append("  ")
+        values.append("██", hex_)
+        if len(values) + 8 <= width:
+            values.append(f" {hex_}", "grey62")
+    lines.append(values)
     return lines
 
 

@@ -19,18 +19,22 @@ import numpy as np
 
 from realtime.ringbuffer import RingBuffer
 
-FEATURE_VERSION = "mt-feat-1"
+FEATURE_VERSION = "mt-feat-2"
 
 #: Names of the per-frame features that get window statistics (chroma is handled apart).
 FRAME_NAMES: tuple[str, ...] = (
     *(f"mfcc{i:02d}" for i in range(20)),
     *(f"contrast{i}" for i in range(7)),
     "centroid", "bandwidth", "rolloff", "flatness", "rms_db", "zcr", "flux",
+    "flux_low", "flux_high",
 )
 _N_FRAME = len(FRAME_NAMES)
 _N_CHROMA = 12
 _I_RMS = FRAME_NAMES.index("rms_db")
 _I_FLUX = FRAME_NAMES.index("flux")
+_I_FLUX_LOW = FRAME_NAMES.index("flux_low")
+_I_FLUX_HIGH = FRAME_NAMES.index("flux_high")
+_N_MFCC_DELTA = 13
 
 #: Window-level feature names, in the order of the vector a model receives.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -40,6 +44,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "key_major", "key_minor", "mode", "mode_short", "key_clarity", "chroma_flux",
     "tempo_log2", "pulse_clarity", "onset_density",
     "dyn_range_db", "rms_delta_std",
+    # mt-feat-2: timbre change, key-relative pitch-class profile, chord-level mode, tonalness.
+    *(f"mfcc_delta{i:02d}" for i in range(_N_MFCC_DELTA)),
+    *(f"chroma_rel{i:02d}" for i in range(_N_CHROMA)),
+    "triad_major", "triad_minor", "triad_mode", "chroma_entropy", "low_energy",
 )
 
 # Krumhansl-Kessler key profiles, C major and C minor.
@@ -56,6 +64,21 @@ def _key_matrix() -> np.ndarray:
 
 
 _KEYS = _key_matrix()
+
+
+def _triad_matrix() -> np.ndarray:
+    """24 x 12 z-scored triad templates (12 major then 12 minor), divided by 12."""
+    rows = []
+    for third in (4, 3):
+        for k in range(12):
+            t = np.zeros(12)
+            t[[k, (k + third) % 12, (k + 7) % 12]] = 1.0
+            rows.append(t)
+    m = np.array(rows)
+    return ((m - m.mean(axis=1, keepdims=True)) / m.std(axis=1, keepdims=True) / 12.0).astype(np.float64)
+
+
+_TRIADS = _triad_matrix()
 
 
 @dataclass(frozen=True)
@@ -122,6 +145,9 @@ class FeatureExtractor:
         self._chroma_fb = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0).astype(np.float32)
         self._freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
         self._contrast_bands = _contrast_bands(self._freqs)
+        mel_centres = librosa.mel_frequencies(n_mels=self.n_mels + 2, fmin=30.0, fmax=sr / 2)[1:-1]
+        self._mel_low = mel_centres < 250.0
+        self._mel_high = mel_centres > 4000.0
 
         fps = sr / self.hop_length
         self.frames_per_second = fps
@@ -211,7 +237,10 @@ class FeatureExtractor:
         # Spectral flux needs the previous frame: carried across chunks.
         prev = self._prev_logmel if self._prev_logmel is not None else logmel[:1]
         diff = np.diff(np.vstack([prev, logmel]), axis=0)
-        feat[:, _I_FLUX] = np.maximum(diff, 0.0).mean(axis=1)
+        rise = np.maximum(diff, 0.0)
+        feat[:, _I_FLUX] = rise.mean(axis=1)
+        feat[:, _I_FLUX_LOW] = rise[:, self._mel_low].mean(axis=1) if self._mel_low.any() else 0.0
+        feat[:, _I_FLUX_HIGH] = rise[:, self._mel_high].mean(axis=1) if self._mel_high.any() else 0.0
         self._prev_logmel = logmel[-1:].copy()
         prev_c = self._prev_chroma if self._prev_chroma is not None else chroma[:1]
         cdelta = np.abs(np.diff(np.vstack([prev_c, chroma]), axis=0)).sum(axis=1)
@@ -256,7 +285,7 @@ class FeatureExtractor:
         feat[:, 30] = np.log10(np.maximum(flatness, 1e-10))
         feat[:, 31] = rms_db / 10.0
         feat[:, 32] = zcr
-        feat[:, 33] = 0.0  # flux, filled by the caller
+        feat[:, 33:36] = 0.0  # flux, flux_low, flux_high: filled by the caller
         return feat, chroma.astype(np.float32), power, logmel
 
     def _contrast(self, mag: np.ndarray) -> np.ndarray:
@@ -294,10 +323,36 @@ class FeatureExtractor:
         p10, p90 = np.percentile(rms, [10, 90])
         rms_delta_std = float(np.std(np.diff(rms))) / 10.0 if n > 2 else 0.0
 
+        # Timbre change: mean |frame-to-frame MFCC change| over the context.
+        mfcc = f[:, :_N_MFCC_DELTA]
+        mfcc_delta = np.abs(np.diff(mfcc, axis=0)).mean(axis=0) if n > 1 else np.zeros(_N_MFCC_DELTA)
+        # Pitch-class profile relative to the estimated tonic (sums to 1).
+        cmean = chroma.mean(axis=0)
+        tonic = int(np.argmax(key_r)) % 12
+        csum = cmean.sum()
+        chroma_rel = np.roll(cmean, -tonic) / csum if csum > 1e-9 else np.zeros(_N_CHROMA)
+        # Chord-level mode: per-frame correlation with major/minor triads.
+        cz = chroma - chroma.mean(axis=1, keepdims=True)
+        csd = cz.std(axis=1, keepdims=True)
+        tonal = csd[:, 0] > 1e-6
+        tri = (cz / np.maximum(csd, 1e-6)) @ _TRIADS.T  # (n, 24), Pearson r per frame
+        maj, mnr = tri[:, :12].max(axis=1), tri[:, 12:].max(axis=1)
+        strong = tonal & (np.maximum(maj, mnr) > 0.5)
+        n_t = max(int(tonal.sum()), 1)
+        triad_major = float(np.sum(strong & (maj >= mnr))) / n_t
+        triad_minor = float(np.sum(strong & (mnr > maj))) / n_t
+        triad_mode = float(np.mean((maj - mnr)[tonal])) if tonal.any() else 0.0
+        p = chroma / np.maximum(chroma.sum(axis=1, keepdims=True), 1e-9)
+        ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1) / np.log(_N_CHROMA)
+        chroma_entropy = float(ent[tonal].mean()) if tonal.any() else 1.0
+        low_energy = float(np.mean(rms < rms.mean())) if n > 1 else 0.0
+
         vec = np.concatenate([
             f.mean(axis=0), f.std(axis=0), short.mean(axis=0),
             [best_major, best_minor, best_major - best_minor, mode_short, key_r.max(), chroma_flux,
              tempo, clarity, onset_density, (p90 - p10) / 10.0, rms_delta_std],
+            mfcc_delta, chroma_rel,
+            [triad_major, triad_minor, triad_mode, chroma_entropy, low_energy],
         ]).astype(np.float32)
 
         n_level = min(self._n_level, n_avail)

@@ -4,39 +4,62 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from realtime.errors import MoodtrackError
-from realtime.sinks import DEFAULT_ENDPOINT, TOPIC
+from realtime.sinks import DEFAULT_ENDPOINT
 
 
 def _payload(frames: list[bytes]) -> bytes:
-    """The JSON of a message in either framing: ``[topic, json]`` or ``[b"mood {json}"]``."""
+    """The JSON of a message in either framing: ``[topic, json]`` or ``[b"topic {json}"]``."""
     if len(frames) >= 2:
         return frames[1]
-    return frames[0][len(TOPIC):].lstrip()
+    return frames[0].partition(b" ")[2]
+
+
+def secure_client(sock, keys: str | Path, client: str = "client") -> None:
+    """Make a SUB ``sock`` a CURVE client with ``keys/<client>.key_secret`` and the
+    publisher's ``keys/server.key`` (from ``moodtrack keys``), before it connects."""
+    import zmq.auth
+
+    keys = Path(keys)
+    try:
+        public, secret = zmq.auth.load_certificate(keys / f"{client}.key_secret")
+        server, _ = zmq.auth.load_certificate(keys / "server.key")
+    except (OSError, ValueError) as e:
+        raise MoodtrackError(f"cannot read the CURVE keys of client '{client}' in {keys}: {e}; "
+                             f"create them with 'moodtrack keys {keys} --client {client}'") from None
+    sock.curve_secretkey, sock.curve_publickey, sock.curve_serverkey = secret, public, server
 
 
 def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
-           timeout_s: float | None = None, out: TextIO = sys.stdout) -> int:
+           timeout_s: float | None = None, out: TextIO | None = None, topic: str = "mood",
+           keys: str | Path | None = None, client: str = "client") -> int:
     """Subscribe to ``endpoint`` and print each message's JSON on its own line to ``out``.
 
-    Stops after ``count`` messages (None: until Ctrl-C). ``timeout_s``: give up when no
+    ``out`` defaults to the current ``sys.stdout``. Stops after ``count`` messages (None: until Ctrl-C). ``timeout_s``: give up when no
     message arrives for that many seconds. Gaps in ``seq`` are reported on stderr.
+    ``topic``: ``"mood"`` or ``"status"``; ``keys``/``client``: see :func:`secure_client`.
     Returns the exit status: 0 after ``count`` messages or Ctrl-C, 1 on a timeout.
     """
     import zmq
 
+    out = sys.stdout if out is None else out
     ctx = zmq.Context()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
+    sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
     sock.setsockopt(zmq.IPV6, int("[" in endpoint))
     try:
+        if keys:
+            secure_client(sock, keys, client)
         sock.connect(endpoint)
-    except zmq.ZMQError as e:
+    except (zmq.ZMQError, MoodtrackError) as e:
         sock.close(0)
         ctx.term()
+        if isinstance(e, MoodtrackError):
+            raise
         raise MoodtrackError(f"cannot listen to {endpoint}: {e}; give an address like "
                              "tcp://127.0.0.1:5556") from e
     received, last_seq = 0, None

@@ -32,7 +32,8 @@ class MoodUpdate:
     ``t``: seconds of audio since the start, at the end of the audio described;
     ``wall``: unix time of the estimate; ``level_db``: input level in dBFS;
     ``latency_ms``: from the arrival of the block that completed the update to now.
-    ``quadrant`` is ``"Q1"``..``"Q4"``, or ``None`` while silent.
+    ``quadrant`` is ``"Q1"``..``"Q4"``, or ``None`` while silent. ``color``: the
+    mood colour (r, g, b in [0, 1], see :mod:`realtime.colour`), or None when not coloured.
     """
 
     seq: int
@@ -46,6 +47,7 @@ class MoodUpdate:
     level_db: float
     silence: bool
     latency_ms: float = 0.0
+    color: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from realtime.colour import MoodColour
 from realtime.errors import MoodtrackError
 from realtime.model import MoodModel
 from realtime.mood import MoodEstimator, MoodUpdate
@@ -57,13 +58,16 @@ class Pipeline:
     - ``update_hz``: mood updates per second of audio;
     - ``smoothing_s``, ``silence_db``: see :class:`realtime.mood.MoodEstimator`;
     - ``sinks``: objects with ``emit(update)``, called on this (the analysis) thread;
-    - ``stats``: counters kept up to date (blocks, updates, latency, level).
+    - ``stats``: counters kept up to date (blocks, updates, latency, level);
+    - ``colour``: a :class:`realtime.colour.MoodColour` that sets each update's ``color``
+      (None: no colour).
     """
 
     def __init__(self, model: MoodModel, *, update_hz: float = 2.0, smoothing_s: float = 0.0,
                  silence_db: float = -60.0, sinks: Iterable = (),
-                 stats: PipelineStats | None = None):
+                 stats: PipelineStats | None = None, colour: MoodColour | None = None):
         self.model = model
+        self.colour = colour
         self.sample_rate = model.sample_rate
         self.extractor = model.make_extractor(update_hz=update_hz)
         self.estimator = MoodEstimator(output_scale=model.info.output_scale,
@@ -135,6 +139,8 @@ class Pipeline:
         for f, (v, a) in zip(feats, raw):
             u = self.estimator.update(f.t, float(v), float(a), f.level_db)
             u.latency_ms = latency_ms
+            if self.colour is not None:
+                u.color = self.colour.update(u.t, u.valence, u.arousal)
             for sink in self.sinks:
                 sink.emit(u)
             out.append(u)

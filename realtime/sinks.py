@@ -30,17 +30,44 @@ subscribe to the topic ``mood``. Each update is one two-frame message:
   ``silence``     bool             input below the silence threshold; valence and
                                    arousal then hold their last values
   ``latency_ms``  float            block arrival to publication, milliseconds
+  ``color``       [r, g, b] / null mood colour for lights, floats 0..1, 4 decimals (see
+                                   :mod:`realtime.colour`); null when not coloured
+  ``color_hex``   str or null      the same colour as ``"#rrggbb"``
   ==============  ===============  =================================================
+
+``color`` and ``color_hex`` were added within schema 1 (new keys only; clients ignore
+keys they do not know).
 
 Example frame 1::
 
   {"schema": 1, "seq": 250, "t": 12.5, "wall": 1767225600.123, "valence": -0.4213,
    "arousal": 0.6071, "quadrant": "Q2", "mood": "tense", "confidence": 0.7312,
-   "level_db": -23.1, "silence": false, "latency_ms": 4.2}
+   "level_db": -23.1, "silence": false, "latency_ms": 4.2,
+   "color": [0.7643, 0.1049, 0.0911], "color_hex": "#c31b17"}
 
 With ``frames="single"`` each message is instead one frame, ``b"mood "`` followed by
 the JSON (for clients without multipart support, or ``ZMQ_CONFLATE`` subscribers that
-want only the latest update).
+want only the latest update: CONFLATE drops multi-frame messages).
+
+Status topic
+------------
+Once per second (``status_s``), whatever the music does, the topic ``status`` carries
+the tracker's health in the same framing: ``schema`` (1), ``seq`` (status messages, from
+0), ``wall``, ``uptime_s``, ``version`` (moodtrack), ``device``, ``sample_rate`` (Hz),
+``channels``, ``input_state`` (``"ok"``, ``"stalled"`` or ``"lost"``), ``overflows``,
+``dropped_blocks``, ``zmq_dropped``, ``updates``, ``last_seq`` (seq of the last mood
+update, null before the first), ``silence`` (the last update's flag, null before the
+first), ``level_db``, ``model``, ``model_version``, ``input_error`` (why the input is
+stalled or lost, null while ok), ``reconnects`` (times a lost input came back),
+``nonfinite_samples`` (NaN/inf input samples replaced by 0), ``csv_error`` (why the CSV
+timeline stopped, null while it is fine). Subscribe to ``b"status"`` to get it;
+``b"mood"`` subscribers never see it.
+
+Security
+--------
+With ``keys=DIR`` (from ``moodtrack keys DIR``) the socket is a CURVE server: traffic is
+encrypted and only clients whose public key is in ``DIR/authorized_clients/`` may
+connect (any client that knows the server's public key when that folder is empty).
 
 The send high-water mark is small: a subscriber that does not keep up loses messages
 (it sees a ``seq`` gap) without delaying the tracker or the other subscribers.
@@ -58,8 +85,13 @@ import math
 import os
 import sys
 import threading
+import time
+from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from realtime import __version__
+from realtime.colour import to_hex
 from realtime.errors import MoodtrackError
 from realtime.mood import MoodUpdate
 
@@ -68,6 +100,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 TOPIC = b"mood"
+STATUS_TOPIC = b"status"
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 #: CSV timeline columns, in file order.
 CSV_COLUMNS = ("t", "valence", "arousal", "quadrant", "mood", "confidence", "level_db",
@@ -96,6 +129,38 @@ def update_record(update: MoodUpdate) -> dict:
         "level_db": _num(max(update.level_db, LEVEL_FLOOR_DB), 2),
         "silence": bool(update.silence),
         "latency_ms": _num(update.latency_ms, 2),
+        "color": None if update.color is None else [_num(c, 4) for c in update.color],
+        "color_hex": None if update.color is None else to_hex(update.color),
+    }
+
+
+def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
+                  model: tuple[str, str] = ("", "")) -> dict:
+    """The ``status`` message: health counters, the last update's seq and silence, and
+    ``model`` (name, version)."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "seq": int(seq),
+        "wall": _num(time.time(), 3),
+        "uptime_s": _num(time.monotonic() - stats.started, 3),
+        "version": __version__,
+        "device": stats.device,
+        "sample_rate": int(stats.sample_rate),
+        "channels": int(stats.channels),
+        "input_state": stats.input_state,
+        "overflows": int(stats.overflows),
+        "dropped_blocks": int(stats.dropped_blocks),
+        "zmq_dropped": int(stats.zmq_dropped),
+        "updates": int(stats.updates),
+        "last_seq": None if last is None else int(last.seq),
+        "silence": None if last is None else bool(last.silence),
+        "level_db": _num(max(stats.level_db, LEVEL_FLOOR_DB), 2),
+        "model": model[0],
+        "model_version": model[1],
+        "input_error": stats.input_error or None,
+        "reconnects": int(stats.reconnects),
+        "nonfinite_samples": int(stats.nonfinite_samples),
+        "csv_error": stats.csv_error or None,
     }
 
 
@@ -207,6 +272,10 @@ def _is_loopback(endpoint: str) -> bool:
         return False
 
 
+SERVER_SECRET = "server.key_secret"
+AUTHORIZED_DIR = "authorized_clients"
+
+
 class ZmqSink:
     """Publishes updates on a ZeroMQ socket (see the module docstring for the schema).
 
@@ -215,10 +284,15 @@ class ZmqSink:
     ``"multi"`` (topic frame + JSON frame) or ``"single"`` (``b"mood {json}"``).
     ``stats.zmq_dropped`` counts messages that found a subscriber's queue full: a lower
     bound on what slow subscribers lost (ZeroMQ reports no per-subscriber losses).
+    ``status_s``: seconds between ``status`` messages once :meth:`start` ed (0 = none);
+    ``model``: (name, version) for them. ``keys``: a folder made by ``moodtrack keys``
+    to encrypt with CURVE and admit only its authorized clients.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = 16,
-                 frames: str = "multi", stats: PipelineStats | None = None):
+                 frames: str = "multi", stats: PipelineStats | None = None,
+                 status_s: float = 0.0, model: tuple[str, str] = ("", ""),
+                 keys: str | Path | None = None):
         import zmq
 
         if frames not in ("multi", "single"):
@@ -226,7 +300,10 @@ class ZmqSink:
         self._zmq = zmq
         self.frames = frames
         self.stats = stats
+        self.status_s = float(status_s)
+        self.model = model
         self._ctx = zmq.Context()
+        self._auth = None
         # XPUB with NODROP makes a full subscriber queue visible (EAGAIN) where PUB drops
         # silently; emit() then resends lossily so the other subscribers still get it.
         self._sock = self._ctx.socket(zmq.XPUB)
@@ -235,10 +312,13 @@ class ZmqSink:
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
         self._sock.setsockopt(zmq.IPV6, int("[" in endpoint))  # tcp://[::1]:5556
         try:
+            if keys:
+                self._secure(Path(keys))
             self._sock.bind(endpoint)
-        except zmq.ZMQError as e:
-            self._sock.close(0)
-            self._ctx.term()
+        except BaseException as e:
+            self._teardown()
+            if not isinstance(e, zmq.ZMQError):
+                raise
             if e.errno == zmq.EADDRINUSE:
                 raise MoodtrackError(
                     f"cannot publish on {endpoint}: address already in use (another moodtrack?); "
@@ -249,19 +329,81 @@ class ZmqSink:
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
         self._closed = False
         self._lock = threading.Lock()  # ZeroMQ sockets are not thread-safe: emit vs close
-        if not _is_loopback(self.endpoint):
+        self._last: MoodUpdate | None = None
+        self._status_seq = 0
+        self._stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        if not _is_loopback(self.endpoint) and not keys:
             print(f"moodtrack: warning: publishing on {self.endpoint}, reachable from other "
-                  "machines; use tcp://127.0.0.1:PORT to keep it local", file=sys.stderr)
+                  "machines, unencrypted and open to anyone; use tcp://127.0.0.1:PORT to keep "
+                  "it local, or secure it with --zmq-keys DIR (see 'moodtrack keys')",
+                  file=sys.stderr)
+
+    def _secure(self, keys: Path) -> None:
+        """Make the socket a CURVE server with the keys in ``keys`` (before bind)."""
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        secret = keys / SERVER_SECRET
+        try:
+            public, private = zmq.auth.load_certificate(secret)
+        except (OSError, ValueError) as e:
+            raise MoodtrackError(f"cannot read the server key {secret}: {e}; create keys with "
+                                 f"'moodtrack keys {keys}'") from None
+        if private is None:
+            raise MoodtrackError(f"{secret} holds no secret key; create keys with "
+                                 f"'moodtrack keys {keys}'")
+        if not self._zmq.has("curve"):
+            raise MoodtrackError("this libzmq has no CURVE support: --zmq-keys is unavailable")
+        authorized = keys / AUTHORIZED_DIR
+        self._auth = ThreadAuthenticator(self._ctx)
+        self._auth.start()
+        if authorized.is_dir() and any(authorized.glob("*.key")):
+            self._auth.configure_curve(domain="*", location=str(authorized))
+        else:
+            self._auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+        self._sock.curve_secretkey = private
+        self._sock.curve_publickey = public
+        self._sock.curve_server = True
+
+    def _frames(self, topic: bytes, record: dict) -> list[bytes]:
+        body = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+        return [topic, body] if self.frames == "multi" else [topic + b" " + body]
 
     def _message(self, update: MoodUpdate) -> list[bytes]:
-        body = json.dumps(update_record(update), separators=(",", ":"), allow_nan=False).encode()
-        return [TOPIC, body] if self.frames == "multi" else [TOPIC + b" " + body]
+        return self._frames(TOPIC, update_record(update))
 
     def emit(self, update: MoodUpdate) -> None:
         msg = self._message(update)
         with self._lock:
+            self._last = update
             if not self._closed:
                 self._send(msg)
+
+    def publish_status(self) -> None:
+        """Send one ``status`` message now (the status thread does this every ``status_s``)."""
+        from realtime.stats import PipelineStats
+
+        with self._lock:
+            if self._closed:
+                return
+            rec = status_record(self.stats or PipelineStats(), seq=self._status_seq,
+                                last=self._last, model=self.model)
+            self._status_seq += 1
+            self._send(self._frames(STATUS_TOPIC, rec))
+
+    def start(self) -> None:
+        """Start the status thread (when ``status_s`` > 0); idempotent."""
+        if self.status_s > 0 and self._status_thread is None and not self._closed:
+            self._status_thread = threading.Thread(target=self._status_loop,
+                                                   name="zmq-status", daemon=True)
+            self._status_thread.start()
+
+    def _status_loop(self) -> None:
+        while True:
+            self.publish_status()
+            if self._stop.wait(self.status_s):
+                return
 
     def _send(self, msg: list[bytes]) -> None:
         zmq, sock = self._zmq, self._sock
@@ -279,13 +421,126 @@ class ZmqSink:
             finally:
                 sock.setsockopt(zmq.XPUB_NODROP, 1)
 
+    def _teardown(self) -> None:
+        self._sock.close(0)
+        if self._auth is not None:
+            self._auth.stop()
+        self._ctx.term()
+
     def close(self) -> None:
+        self._stop.set()
+        thread = self._status_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(2.0)
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._sock.close(0)
-            self._ctx.term()
+            self._teardown()
+
+
+def generate_keys(folder: str | Path, *, client: str = "client") -> dict[str, Path]:
+    """CURVE keys for :class:`ZmqSink` ``keys=folder`` and one client, in ``folder``.
+
+    Creates (as needed) ``server.key`` / ``server.key_secret``, then ``<client>.key`` /
+    ``<client>.key_secret`` with the public key also in ``authorized_clients/``. Secret
+    files are readable by their owner only. An existing client of that name is an
+    error; the server keys are kept. Returns the paths by role.
+    """
+    import zmq.auth
+
+    folder = Path(folder)
+    if not client or not client.replace("-", "").replace("_", "").isalnum() or client == "server":
+        raise MoodtrackError(f"client name {client!r} is invalid: use letters, digits, - and _ "
+                             "(not 'server')")
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (folder / AUTHORIZED_DIR).mkdir(exist_ok=True, mode=0o700)
+        if (folder / f"{client}.key_secret").exists():
+            raise MoodtrackError(f"{folder / (client + '.key_secret')} exists already: choose "
+                                 "another client name with --client NAME")
+        if not (folder / SERVER_SECRET).exists():
+            zmq.auth.create_certificates(str(folder), "server")
+        zmq.auth.create_certificates(str(folder), client)
+        for p in folder.glob("*.key_secret"):
+            p.chmod(0o600)
+        public = folder / f"{client}.key"
+        (folder / AUTHORIZED_DIR / public.name).write_bytes(public.read_bytes())
+    except OSError as e:
+        raise MoodtrackError(f"cannot write keys to {folder}: {e.strerror or e}; choose a "
+                             "writable folder") from e
+    return {"server_public": folder / "server.key", "server_secret": folder / SERVER_SECRET,
+            "client_public": public, "client_secret": folder / f"{client}.key_secret"}
+
+
+class DelayedSink:
+    """Hands updates to ``sink`` ``delay_ms`` milliseconds after they are emitted.
+
+    For outputs whose effect reaches the room before the sound does (lights behind a
+    delayed PA). ``emit`` only queues (never blocks); a timer thread, started by
+    :meth:`start` or the first emit, releases each update when it is due, in order. At
+    most ``max_pending`` updates wait (the oldest is dropped beyond). :meth:`close`
+    releases what is still waiting at once, then closes ``sink``. Other attributes
+    (e.g. ``endpoint``) are the wrapped sink's.
+    """
+
+    def __init__(self, sink, delay_ms: float, *, max_pending: int = 10_000):
+        if not delay_ms >= 0:
+            raise ValueError("delay_ms must be >= 0")
+        self.sink = sink
+        self.delay_s = float(delay_ms) / 1000.0
+        self._pending: deque[tuple[float, MoodUpdate]] = deque(maxlen=max_pending)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def __getattr__(self, name):
+        if "sink" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["sink"], name)
+
+    def emit(self, update: MoodUpdate) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._pending.append((time.monotonic() + self.delay_s, update))
+            self._cond.notify()
+        if self._thread is None:
+            self.start()
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(target=self._run, name="delayed-sink", daemon=True)
+            self._thread.start()
+        if hasattr(self.sink, "start"):
+            self.sink.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (
+                        not self._pending or self._pending[0][0] > time.monotonic()):
+                    wait = self._pending[0][0] - time.monotonic() if self._pending else None
+                    self._cond.wait(wait)
+                if self._closed:
+                    return
+                _, update = self._pending.popleft()
+            self.sink.emit(update)  # outside the lock: emit() never waits for the sink
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(2.0)
+        while self._pending:
+            self.sink.emit(self._pending.popleft()[1])
+        self.sink.close()
 
 
 def format_line(update: MoodUpdate) -> str:

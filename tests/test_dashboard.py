@@ -187,3 +187,17 @@ def test_mood_shares_over_the_history():
     (line,) = [line for line in text_of(snap(history)) if "moods " in line]
     assert "tense 60%" in line and "calm 30%" in line and "silence 10%" in line
     assert line.index("tense") < line.index("calm") < line.index("silence")
+
+
+def test_light_colour_swatch_in_its_colour():
+    u = make_update(0)
+    u.color = (1.0, 0.5, 0.0)
+    console = Console(record=True, width=100, height=30, file=io.StringIO(),
+                      color_system="truecolor")
+    console.print(render(snap([u])))
+    text = console.export_text(clear=False)
+    assert "arousal +0.61  ██ #ff8000" in text
+    assert "38;2;255;128;0m██" in console.export_text(styles=True)
+    narrow = "\n".join(text_of(snap([u], width=60)))
+    assert "██" in narrow  # the swatch stays when the hex code does not fit
+    assert "#ff8000" not in "\n".join(text_of(snap([make_update(0)])))  # no colour: none

@@ -16,7 +16,7 @@ from realtime.sinks import CSV_COLUMNS, CsvSink, LogSink, ZmqSink, _is_loopback,
 from realtime.stats import PipelineStats
 
 SCHEMA_KEYS = ["schema", "seq", "t", "wall", "valence", "arousal", "quadrant", "mood",
-               "confidence", "level_db", "silence", "latency_ms"]
+               "confidence", "level_db", "silence", "latency_ms", "color", "color_hex"]
 
 
 def make_update(seq: int = 0, *, t: float | None = None, valence: float = -0.42,

@@ -42,6 +42,12 @@ fi
 case "${1:-}" in
   test)
     shift
+    # Optional: the Node.js subscriber's test runs when its zeromq package is installed.
+    if command -v npm >/dev/null 2>&1 && [ ! -d tools/node-subscriber/node_modules/zeromq ]; then
+      echo "quickstart: installing the Node.js subscriber's packages (tools/node-subscriber)" >&2
+      (cd tools/node-subscriber && npm install --no-audit --no-fund --silent >&2) \
+        || echo "quickstart: npm install failed; the Node.js subscriber test will be skipped" >&2
+    fi
     exec .venv/bin/python -m pytest -q "$@" ;;
   "")
     exec .venv/bin/moodtrack ;;

@@ -157,8 +157,8 @@ def soak_analyze(model: Path, seconds: float, work: Path, max_growth: float) -> 
     res = {"audio_s": seconds, "wall_s": round(wall, 1), "speed_x": round(seconds / wall, 1),
            "rc": proc.returncode, "rss": sampler.summary()}
     problems = [] if proc.returncode == 0 else [f"exit {proc.returncode}: {err[-500:]}"]
-    if proc.returncode == 0:
-        rows = _timeline(out / "analyze.csv")
+    if proc.returncode == 0 and csv_out.exists():
+        rows = _timeline(csv_out)
         res["updates"] = len(rows)
         problems += _check_timeline(rows, seconds)
     growth = res["rss"].get("max_growth_mb")
@@ -218,6 +218,9 @@ def soak_live(model: Path, seconds: float, work: Path, max_growth: float) -> dic
            "zmq_messages": len(seqs), "dashboard_bytes": screen_bytes, "rss": sampler.summary(),
            "summary": (err_lines[-1].strip() if err_lines else "")}
     problems = [] if proc.returncode == 0 else [f"exit {proc.returncode}: {''.join(err_lines)[-500:]}"]
+    if not csv_path.exists():
+        res["problems"] = problems + ["no CSV written"]
+        return res
     rows = _timeline(csv_path)
     res["updates"] = len(rows)
     problems += _check_timeline(rows, seconds)

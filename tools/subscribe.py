@@ -3,7 +3,8 @@
     python tools/subscribe.py [tcp://127.0.0.1:5556]
 
 Each message is two frames: the topic b"mood", then a JSON object (schema 1) with
-seq, t, wall, valence, arousal, quadrant, mood, confidence, level_db, silence, latency_ms.
+seq, t, wall, valence, arousal, quadrant, mood, confidence, level_db, silence, latency_ms,
+color ([r, g, b] in 0..1) and color_hex.
 """
 
 import json

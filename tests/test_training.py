@@ -1,0 +1,101 @@
+"""Training code path on generated data (no dataset files): targets, design, fit, export, runtime load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from realtime.features import extract
+from realtime.model import MoodModel
+from tests.conftest import tone_mix
+from tools.datasets import Clip, curve_targets, listener_mean, measure_of, q4_targets
+from tools.moodcore import ccc, design, measure_curve, score_4q, score_vgmidi
+
+
+def test_measure_of_maps_time_to_measures():
+    # 10 measures over 20 s: measure i covers [2i, 2i+2).
+    t = np.array([0.0, 1.99, 2.0, 19.99, 20.0, 25.0, -1.0])
+    assert measure_of(t, 20.0, 10).tolist() == [0, 0, 1, 9, -1, -1, -1]
+
+
+def test_curve_targets_average_the_last_seconds_and_drop_the_tail():
+    curve = np.arange(10, dtype=float)  # measure i has value i; 2 s per measure
+    t = np.array([1.0, 4.0, 5.0, 19.5, 20.0, 21.0])
+    y = curve_targets(t, curve, 20.0, span_s=0.0)
+    assert y[:3].tolist() == [0.0, 2.0, 2.0] and y[3] == 9.0
+    assert y[4] == 9.0 and np.isnan(y[5])  # t == duration ends inside the piece; after: no target
+    y2 = curve_targets(np.array([4.0]), curve, 20.0, span_s=2.0, n_points=5)
+    # points at 2, 2.5, 3, 3.5, 4 s -> measures 1, 1, 1, 1, 2
+    assert y2[0] == pytest.approx((1 + 1 + 1 + 1 + 2) / 5)
+
+
+def test_listener_mean_pads_and_averages():
+    anns = [{"valence": [0.5, 0.5, 0.5], "arousal": [0, 1, 0]},
+            {"valence": [-0.5, 0.5], "arousal": [0, 0, 1, 1]}]
+    m = listener_mean(anns, 3)
+    assert m["valence"].tolist() == [0.0, 0.5, 0.5]
+    assert m["arousal"].tolist() == [0.0, 0.5, 0.5]
+
+
+def test_q4_targets_modes():
+    assert q4_targets(0.3, -0.1, "Q1", "tags") == (0.3, -0.1)
+    assert q4_targets(0.3, -0.1, "Q1", "quadrant") == (0.5, 0.5)
+    v, a = q4_targets(0.3, -0.1, "Q1", "blend")
+    assert v == pytest.approx(0.4) and a == pytest.approx(0.2)
+
+
+def test_ccc_is_one_for_identical_and_lower_for_biased():
+    x = np.linspace(-1, 1, 20)
+    assert ccc(x, x) == pytest.approx(1.0)
+    assert ccc(x, x + 0.5) < 0.9
+
+
+def _synthetic_clips():
+    clips = []
+    for k, (gain, quad) in enumerate([(0.02, "Q3"), (0.1, "Q4"), (0.5, "Q1"), (0.3, "Q2")]):
+        t, X, _ = extract(tone_mix(6.0, seed=k) * gain)
+        sv = 1 if quad in ("Q1", "Q4") else -1
+        sa = 1 if quad in ("Q1", "Q2") else -1
+        y = np.tile([0.4 * sv, 0.4 * sa], (len(t), 1))
+        clips.append(Clip("4q", f"artist{k}", f"song{k}", "orig", t, X, y,
+                          {"quadrant": quad, "v_tag": 0.4 * sv, "a_tag": 0.4 * sa}))
+    t, X, _ = extract(tone_mix(8.0, seed=9) * 0.2)
+    curve_v, curve_a = np.linspace(-0.5, 0.5, 4), np.linspace(0.5, -0.5, 4)
+    y = np.c_[curve_targets(t, curve_v, 7.0), curve_targets(t, curve_a, 7.0)]
+    clips.append(Clip("vgmidi", "piece", "piece", "fluidr3", t, X, y,
+                      {"duration_s": 7.0, "measures": 4, "valence": curve_v, "arousal": curve_a}))
+    return clips
+
+
+def test_design_weights_sources_by_share():
+    clips = _synthetic_clips()
+    X, Y, w = design(clips, stride=1, share_4q=0.75)
+    n4 = sum(np.isfinite(c.y).all(axis=1).sum() for c in clips if c.source == "4q")
+    assert X.shape[0] == Y.shape[0] == w.shape[0] and np.isfinite(Y).all()
+    assert w[:n4].sum() / w.sum() == pytest.approx(0.75)
+
+
+def test_train_export_and_runtime_load(tmp_path):
+    from tools.train import train_export
+
+    clips = _synthetic_clips()
+    config = {"model": "mlp_small", "q4_target": "tags", "share_4q": 0.5, "stride": 1, "span_s": 2.0,
+              "soundfonts": "fluidr3", "q4_variants": "orig", "seed": 0}
+    model, path = train_export(clips, config, tmp_path / "m.onnx", name="tiny-train", version="t")
+    m = MoodModel(path)
+    assert m.info.name == "tiny-train"
+    assert json.loads(m.metadata["config"])["model"] == "mlp_small"
+    assert "Panda" in m.metadata["training_data"] and m.metadata["update_hz"] == "2"
+    assert min(m.info.output_scale) > 0 and min(m.info.residual_std) > 0
+    X = np.vstack([c.X for c in clips])
+    np.testing.assert_allclose(m.predict(X), model.predict(X), atol=1e-4)
+    # Scores run on the synthetic clips.
+    preds = [m.predict(c.X) for c in clips]
+    s4 = score_4q(clips[:4], preds[:4])
+    assert 0 <= s4["q4_macro_f1"] <= 1
+    sv = score_vgmidi(clips[4:], preds[4:])
+    assert sv["vg_n"] == 1
+    pm, tm = measure_curve(clips[4], preds[4])["valence"]
+    assert len(pm) == len(tm) <= 4

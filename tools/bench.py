@@ -1,0 +1,369 @@
+"""moodtrack benchmark: throughput, the naive baseline, live latency and CPU, start-up, memory.
+
+    python tools/bench.py                       # everything, on the bundled demo (about 12 min)
+    python tools/bench.py --data ../shared/data # offline figures on 30 min of 4Q clips instead
+    python tools/bench.py --quick               # a short smoke run of every section
+
+Each figure comes from real runs of the ``moodtrack`` command in subprocesses (start-up,
+decoding and CSV/ZeroMQ output included) and is reported as min / median / max over
+``--repeat`` runs. Results go to stdout as Markdown and to ``--json`` as data.
+
+Sections:
+
+- offline: ``moodtrack analyze`` on >= 30 min of audio, seconds of audio per second of wall
+  time, with and without the process start-up (measured apart); also ``--jobs`` on all
+  cores where the command has it;
+- naive: the same window statistics computed as the seed projects do
+  (:mod:`tools.naive_features`: a librosa call per feature per window, ``center=True``)
+  versus the streaming extractor, on the same decoded audio, in this process;
+- live: ``moodtrack live --file`` at real-time pace for ``--live-seconds`` at 2 and 20
+  updates/s, dashboard off and on (on a pseudo-terminal): update latency p50/p99/max (from
+  the CSV's ``latency_ms``: block arrival to sinks), process CPU per second of audio after
+  the first 5 s, start-up (process start to first ZeroMQ message, minus the audio time
+  that message describes), RSS peak and drift;
+- memory of ``analyze``: peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import pty
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "realtime" / "data" / "demo.ogg"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def moodtrack_cmd() -> list[str]:
+    return [sys.executable, "-m", "realtime"]
+
+
+# ------------------------------------------------------------------ process sampling
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def _proc_mem_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB."""
+    vals = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            k, v = line.split(":")
+            vals[k] = int(v.split()[0]) / 1024.0
+    return vals.get("VmRSS", 0.0), vals.get("VmHWM", 0.0)
+
+
+class Sampler(threading.Thread):
+    """Samples a process's CPU time and RSS every ``period`` seconds until it exits."""
+
+    def __init__(self, pid: int, period: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.samples: list[tuple[float, float, float, float]] = []  # (wall, cpu_s, rss, hwm)
+
+    def run(self) -> None:
+        while True:
+            try:
+                cpu = _proc_cpu_s(self.pid)
+                rss, hwm = _proc_mem_mb(self.pid)
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                return
+            self.samples.append((time.monotonic(), cpu, rss, hwm))
+            time.sleep(self.period)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mmm(values) -> dict:
+    v = [float(x) for x in values]
+    return {"min": min(v), "median": statistics.median(v), "max": max(v), "runs": len(v)}
+
+
+def fmt(d: dict, unit: str = "", digits: int = 1) -> str:
+    return (f"{d['min']:.{digits}f} / {d['median']:.{digits}f} / {d['max']:.{digits}f}{unit}")
+
+
+def audio_seconds(paths) -> float:
+    import soundfile as sf
+
+    return sum(sf.info(str(p)).duration for p in paths)
+
+
+# ------------------------------------------------------------------------ offline
+def offline_inputs(data: Path | None, minutes: float, tmp: Path) -> list[Path]:
+    """>= ``minutes`` of mixed audio: 4Q clips when ``data`` is given, else demo copies
+    re-encoded as ogg, flac and wav (so decoding of several codecs is included)."""
+    if data is not None:
+        clips = sorted((data / "4q" / "audio").glob("*.ogg"))
+        out, total = [], 0.0
+        for c in clips:
+            out.append(c)
+            total += 30.0
+            if total >= minutes * 60:
+                break
+        return out
+    import soundfile as sf
+
+    y, sr = sf.read(str(DEMO), dtype="float32")
+    out = []
+    for i, ext in enumerate(["ogg", "flac", "wav"]):
+        p = tmp / f"demo_{i}.{ext}"
+        if ext == "ogg":
+            shutil.copy(DEMO, p)
+        else:
+            sf.write(str(p), y, sr)
+        out.append(p)
+    n = int(np.ceil(minutes * 60 / (len(y) / sr)))
+    return [out[i % 3] if i < 3 else _link(out[i % 3], tmp, i) for i in range(n)]
+
+
+def _link(src: Path, tmp: Path, i: int) -> Path:
+    p = tmp / f"copy_{i}{src.suffix}"
+    if not p.exists():
+        os.symlink(src, p)
+    return p
+
+
+def run_analyze(paths, out: Path, *, jobs: int | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one ``moodtrack analyze`` run."""
+    cmd = [*moodtrack_cmd(), "analyze", *map(str, paths), "-o", str(out)]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = Sampler(proc.pid, 0.2)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"analyze failed ({proc.returncode}): {err.decode()[-2000:]}")
+    sampler.join()
+    hwm = max((s[3] for s in sampler.samples), default=0.0)
+    return wall, hwm
+
+
+def analyze_has_jobs() -> bool:
+    out = subprocess.run([*moodtrack_cmd(), "analyze", "--help"], capture_output=True, text=True)
+    return "--jobs" in out.stdout
+
+
+def bench_offline(paths, tmp: Path, repeat: int) -> dict:
+    audio_s = audio_seconds(paths)
+    short = tmp / "one_second.wav"
+    import soundfile as sf
+
+    sf.write(str(short), np.zeros(22050, np.float32), 22050)
+    startup = [run_analyze([short], tmp / "o0")[0] for _ in range(repeat)]
+    walls, hwms = zip(*(run_analyze(paths, tmp / f"o{i}") for i in range(repeat)))
+    res = {
+        "audio_s": audio_s, "files": len(paths),
+        "startup_s": mmm(startup),
+        "x_realtime": mmm(audio_s / w for w in walls),
+        "x_realtime_excl_startup": mmm(audio_s / (w - statistics.median(startup)) for w in walls),
+        "peak_rss_mb": mmm(hwms),
+    }
+    if analyze_has_jobs():
+        n = os.cpu_count() or 1
+        jw = [run_analyze(paths, tmp / f"j{i}", jobs=n)[0] for i in range(repeat)]
+        res["jobs"] = n
+        res["x_realtime_jobs"] = mmm(audio_s / w for w in jw)
+    return res
+
+
+# -------------------------------------------------------------------------- naive
+def bench_naive(seconds: float, repeat: int) -> dict:
+    import soundfile as sf
+
+    from realtime.features import extract
+    from tools.naive_features import naive_window_features
+
+    y, sr = sf.read(str(DEMO), dtype="float32")
+    y = y[: int(seconds * sr)]
+    extract(y[:sr * 2])
+    naive_window_features(y[:sr * 2], sr=sr)  # warm both up (imports, caches)
+    ours, naive = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        extract(y)
+        ours.append(seconds / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        naive_window_features(y, sr=sr)
+        naive.append(seconds / (time.perf_counter() - t0))
+    return {"audio_s": seconds, "ours_x_realtime": mmm(ours), "naive_x_realtime": mmm(naive),
+            "ratio": mmm(o / n for o, n in zip(ours, naive))}
+
+
+# --------------------------------------------------------------------------- live
+def run_live(seconds: float, rate: float, *, dashboard: bool, tmp: Path) -> dict:
+    """One paced ``live --file`` run of the demo, measured from outside."""
+    import zmq
+
+    port = free_port()
+    csv_path = tmp / f"live_{rate}_{int(dashboard)}.csv"
+    cmd = [*moodtrack_cmd(), "live", "--file", str(DEMO), "--seconds", str(seconds),
+           "--rate", str(rate), "--smoothing", "0", "--csv", str(csv_path),
+           "--zmq", f"tcp://127.0.0.1:{port}"]
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"mood")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    env = dict(os.environ, COLUMNS="120", LINES="40")
+    t0 = time.monotonic()
+    if dashboard:  # a pseudo-terminal, so the dashboard is really drawn
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([*cmd], stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
+                                env=env)
+        os.close(slave)
+        drain = threading.Thread(target=_drain, args=(master,), daemon=True)
+        drain.start()
+    else:
+        proc = subprocess.Popen([*cmd, "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+    sampler = Sampler(proc.pid, 0.5)
+    sampler.start()
+    startup = None
+    if sub.poll(60000):
+        msg = json.loads(sub.recv_multipart()[-1])
+        startup = time.monotonic() - t0 - msg["t"]
+    proc.wait()
+    sampler.join()
+    sub.close(0)
+    ctx.term()
+    lat = []
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            lat.append(float(row["latency_ms"]))
+    s = sampler.samples
+    # Steady state: from 5 s after the first message to the last sample.
+    t_first = t0 + (startup or 0.0) + 1.0
+    steady = [x for x in s if x[0] >= t_first + 5.0]
+    cpu_pct = None
+    drift = None
+    if len(steady) >= 2:
+        cpu_pct = 100.0 * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+        drift = steady[-1][2] - steady[0][2]
+    return {
+        "updates": len(lat),
+        "latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
+        "latency_p99_ms": float(np.percentile(lat, 99)) if lat else None,
+        "latency_max_ms": max(lat) if lat else None,
+        "cpu_pct_of_core": cpu_pct,
+        "startup_s": startup,
+        "peak_rss_mb": max((x[3] for x in s), default=None),
+        "rss_drift_mb": drift,
+    }
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:
+        pass
+
+
+def bench_live(seconds: float, repeat: int, tmp: Path) -> dict:
+    out = {}
+    for rate in (2.0, 20.0):
+        for dash in (False, True):
+            runs = [run_live(seconds, rate, dashboard=dash, tmp=tmp) for _ in range(repeat)]
+            key = f"{rate:g}Hz_dashboard_{'on' if dash else 'off'}"
+            out[key] = {k: mmm(r[k] for r in runs) for k in runs[0]
+                        if all(r[k] is not None for r in runs)}
+    return out
+
+
+# -------------------------------------------------------------------------- report
+def report(res: dict) -> str:
+    lines = [f"### moodtrack benchmark — {res['machine']}", ""]
+    lines.append("Figures are min / median / max over runs.")
+    lines.append("")
+    if "offline" in res:
+        o = res["offline"]
+        lines += ["| offline `analyze` | value |", "|---|---|",
+                  f"| audio | {o['audio_s'] / 60:.1f} min in {o['files']} files |",
+                  f"| throughput, 1 process (x real time) | {fmt(o['x_realtime'], 'x', 0)} |",
+                  f"| … excluding start-up | {fmt(o['x_realtime_excl_startup'], 'x', 0)} |",
+                  f"| process start-up | {fmt(o['startup_s'], ' s', 2)} |",
+                  f"| peak RSS | {fmt(o['peak_rss_mb'], ' MB', 0)} |"]
+        if "x_realtime_jobs" in o:
+            lines.append(f"| throughput, --jobs {o['jobs']} (x real time) | "
+                         f"{fmt(o['x_realtime_jobs'], 'x', 0)} |")
+        lines.append("")
+    if "naive" in res:
+        n = res["naive"]
+        lines += ["| features only, same audio | x real time |", "|---|---|",
+                  f"| streaming extractor | {fmt(n['ours_x_realtime'], 'x', 0)} |",
+                  f"| naive per-window librosa | {fmt(n['naive_x_realtime'], 'x', 1)} |",
+                  f"| **ratio** | **{fmt(n['ratio'], 'x', 0)}** |", ""]
+    if "live" in res:
+        lines += ["| live, paced | latency p50 / p99 / max (ms) | CPU % of a core | start-up (s) "
+                  "| peak RSS (MB) | RSS drift (MB) |", "|---|---|---|---|---|---|"]
+        for key, r in res["live"].items():
+            def med(k, d=1):
+                return f"{r[k]['median']:.{d}f}" if k in r else "–"
+            lines.append(f"| {key.replace('_', ' ')} | {med('latency_p50_ms')} / "
+                         f"{med('latency_p99_ms')} / {med('latency_max_ms')} | "
+                         f"{med('cpu_pct_of_core')} | {med('startup_s', 2)} | "
+                         f"{med('peak_rss_mb', 0)} | {med('rss_drift_mb')} |")
+        lines += ["", "(live: medians over runs)"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, help="shared data dir: use 4Q clips for the offline run")
+    ap.add_argument("--minutes", type=float, default=30.0, help="audio for the offline run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure")
+    ap.add_argument("--live-seconds", type=float, default=60.0, help="paced audio per live run")
+    ap.add_argument("--naive-seconds", type=float, default=60.0, help="audio for the naive run")
+    ap.add_argument("--sections", default="offline,naive,live")
+    ap.add_argument("--quick", action="store_true", help="short smoke run of every section")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.minutes, args.repeat, args.live_seconds, args.naive_seconds = 2.0, 1, 8.0, 10.0
+    res = {"machine": f"{platform.node()}: {os.cpu_count()} cores, "
+                      f"{platform.processor() or platform.machine()}, Python "
+                      f"{platform.python_version()}",
+           "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    sections = set(args.sections.split(","))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if "offline" in sections:
+            paths = offline_inputs(args.data, args.minutes, tmp)
+            res["offline"] = bench_offline(paths, tmp, args.repeat)
+            print(report({k: res[k] for k in ("machine", "offline")}), file=sys.stderr)
+        if "naive" in sections:
+            res["naive"] = bench_naive(args.naive_seconds, args.repeat)
+        if "live" in sections:
+            res["live"] = bench_live(args.live_seconds, args.repeat, tmp)
+    print(report(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

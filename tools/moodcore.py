@@ -1,0 +1,215 @@
+"""Shared training/evaluation code: design matrices, model families, and the tracker-style scores.
+
+Used by ``tools/train.py`` (fit on everything, export) and ``tools/evaluate.py``
+(group-disjoint cross-validation), and by the tests on generated data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tools.datasets import QUADRANT_SIGNS, Clip, measure_of
+
+#: Default configuration (the one chosen by cross-validation; see models/MODEL.md).
+DEFAULT_CONFIG = {
+    "model": "mlp",
+    "q4_target": "tags",
+    "share_4q": 0.5,  # share of the total sample weight given to 4Q (rest: VGMIDI)
+    "stride": 2,  # train on every stride-th window (2 Hz updates -> 1 s apart)
+    "span_s": 2.0,  # VGMIDI target averaged over the last span_s seconds
+    "soundfonts": "fluidr3,musescore,timgm",
+    "q4_variants": "orig,aug1",
+    "seed": 0,
+}
+
+
+# ------------------------------------------------------------------------- design matrix
+def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5):
+    """Stack clips into (X, Y, w): rows with a target only; each source gets its weight share.
+
+    Within a source every clip (and every rendering/variant of it) weighs the same.
+    """
+    xs, ys, ws, src = [], [], [], []
+    for c in clips:
+        keep = np.isfinite(c.y).all(axis=1)
+        keep[np.arange(keep.size) % stride != 0] = False
+        if not keep.any():
+            continue
+        xs.append(c.X[keep])
+        ys.append(c.y[keep])
+        ws.append(np.full(keep.sum(), 1.0 / keep.sum()))
+        src.append(np.full(keep.sum(), c.source == "4q"))
+    X = np.vstack(xs).astype(np.float32)
+    Y = np.vstack(ys)
+    w = np.concatenate(ws)
+    is4q = np.concatenate(src)
+    for mask, share in ((is4q, share_4q), (~is4q, 1.0 - share_4q)):
+        if mask.any():
+            w[mask] *= share / w[mask].sum()
+    w *= len(w) / w.sum()
+    return X, Y, w
+
+
+# ---------------------------------------------------------------------------- models
+def make_model(name: str, seed: int = 0):
+    """An unfitted regressor (n, n_features) -> (n, 2) that skl2onnx converts."""
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if name.startswith("ridge"):  # "ridge" or "ridge<alpha>"
+        from sklearn.linear_model import Ridge
+
+        return make_pipeline(StandardScaler(), Ridge(alpha=float(name[5:] or 30.0)))
+    if name.startswith("mlp"):
+        from sklearn.neural_network import MLPRegressor
+
+        hidden = {"mlp": (128, 64), "mlp_small": (64,), "mlp_big": (256, 128)}[name]
+        return make_pipeline(StandardScaler(), MLPRegressor(
+            hidden_layer_sizes=hidden, alpha=1e-1, learning_rate_init=1e-3, batch_size=256,
+            max_iter=60, early_stopping=False, random_state=seed, tol=1e-5))
+    if name == "svr":
+        from sklearn.svm import SVR
+
+        return make_pipeline(StandardScaler(), MultiOutputRegressor(SVR(C=1.0, epsilon=0.1, cache_size=500)))
+    if name == "gbr":
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        return MultiOutputRegressor(GradientBoostingRegressor(
+            n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.5, random_state=seed))
+    if name == "hgb":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return MultiOutputRegressor(HistGradientBoostingRegressor(
+            max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=100,
+            l2_regularization=1.0, random_state=seed))
+    raise ValueError(f"unknown model {name!r}")
+
+
+def fit_model(name: str, X, Y, w, seed: int = 0, stride_svr: int = 3):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = make_model(name, seed)
+    last = model.steps[-1][0] if hasattr(model, "steps") else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if name == "svr":  # kernel methods: fewer rows
+            sl = slice(None, None, stride_svr)
+            model.fit(np.ascontiguousarray(X[sl]), np.ascontiguousarray(Y[sl]),
+                      **{f"{last}__sample_weight": np.ascontiguousarray(w[sl])})
+        elif last is not None:
+            model.fit(X, Y, **{f"{last}__sample_weight": w})
+        else:
+            model.fit(X, Y, sample_weight=w)
+    return model
+
+
+# ------------------------------------------------------------------------------ scores
+def pearson(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < 3 or a.std() < 1e-12 or b.std() < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def ccc(a, b) -> float:
+    """Lin's concordance correlation coefficient."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < 3:
+        return float("nan")
+    va, vb = a.var(), b.var()
+    den = va + vb + (a.mean() - b.mean()) ** 2
+    return float(2 * np.mean((a - a.mean()) * (b - b.mean())) / den) if den > 1e-12 else float("nan")
+
+
+def quadrant_from_signs(v, a) -> np.ndarray:
+    v, a = np.asarray(v), np.asarray(a)
+    return np.where(a >= 0, np.where(v >= 0, 1, 2), np.where(v >= 0, 4, 3))
+
+
+def runtime_outputs(raw: np.ndarray, scale) -> np.ndarray:
+    """What the tracker shows: raw outputs times ``output_scale``, clipped to [-1, 1]."""
+    return np.clip(raw * np.asarray(scale, float)[None, :], -1.0, 1.0)
+
+
+def score_4q(clips: list[Clip], preds: list[np.ndarray]) -> dict:
+    """Clip means of the tracker outputs vs the 4Q labels."""
+    from sklearn.metrics import f1_score
+
+    vm = np.array([p[:, 0].mean() for p in preds])
+    am = np.array([p[:, 1].mean() for p in preds])
+    q_true = np.array([int(c.meta["quadrant"][1]) for c in clips])
+    sv = np.array([QUADRANT_SIGNS[c.meta["quadrant"]][0] for c in clips])
+    sa = np.array([QUADRANT_SIGNS[c.meta["quadrant"]][1] for c in clips])
+    q_pred = quadrant_from_signs(vm, am)
+    return {
+        "q4_n": len(clips),
+        "q4_quadrant_acc": float(np.mean(q_pred == q_true)),
+        "q4_macro_f1": float(f1_score(q_true, q_pred, average="macro", labels=[1, 2, 3, 4])),
+        "q4_valence_sign_acc": float(np.mean(np.where(vm >= 0, 1, -1) == sv)),
+        "q4_arousal_sign_acc": float(np.mean(np.where(am >= 0, 1, -1) == sa)),
+        "q4_valence_r": pearson(vm, [c.meta["v_tag"] for c in clips]),
+        "q4_arousal_r": pearson(am, [c.meta["a_tag"] for c in clips]),
+    }
+
+
+def measure_curve(clip: Clip, pred: np.ndarray):
+    """Per-measure means of predictions (window end time -> measure) and the listener curves."""
+    m = clip.meta["measures"]
+    idx = measure_of(clip.t, clip.meta["duration_s"], m)
+    ok = idx >= 0
+    cnt = np.bincount(idx[ok], minlength=m)
+    have = cnt > 0
+    out = {}
+    for j, dim in enumerate(("valence", "arousal")):
+        s = np.bincount(idx[ok], weights=pred[ok, j], minlength=m)
+        truth = np.asarray(clip.meta[dim], float)
+        sel = have & np.isfinite(truth)
+        out[dim] = (s[sel] / cnt[sel], truth[sel])
+    return out
+
+
+def score_vgmidi(clips: list[Clip], preds: list[np.ndarray]) -> dict:
+    res: dict = {"vg_n": len(clips)}
+    for dim, tag in (("valence", "v"), ("arousal", "a")):
+        rs, cs, pp, tt = [], [], [], []
+        for c, p in zip(clips, preds):
+            pm, tm = measure_curve(c, p)[dim]
+            rs.append(pearson(pm, tm))
+            cs.append(ccc(pm, tm))
+            pp.append(pm)
+            tt.append(tm)
+        res[f"vg_{tag}_piece_r"] = float(np.nanmean(rs)) if np.isfinite(rs).any() else float("nan")
+        res[f"vg_{tag}_piece_r_median"] = float(np.nanmedian(rs)) if np.isfinite(rs).any() else float("nan")
+        res[f"vg_{tag}_piece_ccc"] = float(np.nanmean(cs)) if np.isfinite(cs).any() else float("nan")
+        res[f"vg_{tag}_pooled_r"] = pearson(np.concatenate(pp), np.concatenate(tt)) if pp else float("nan")
+        res[f"vg_{tag}_n_pieces_scored"] = int(np.isfinite(rs).sum())
+    return res
+
+
+@dataclass
+class FoldResult:
+    scores: dict
+    raw_test: np.ndarray  # raw window outputs of the test clips (for scale / residuals)
+    y_test: np.ndarray
+
+
+def summarize(folds: list[dict]) -> dict:
+    """mean and std over folds for every numeric score."""
+    keys = sorted({k for f in folds for k in f if isinstance(f[k], (int, float))})
+    out = {}
+    for k in keys:
+        vals = np.array([f.get(k, np.nan) for f in folds], float)
+        out[k] = {"mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals)),
+                  "folds": [None if not np.isfinite(x) else round(float(x), 4) for x in vals]}
+    return out
+
+
+def output_scale_from(raw: np.ndarray, target: float = 0.9, q: float = 95.0) -> tuple[float, float]:
+    """Scale so that the q-th percentile of |raw output| maps to ``target``."""
+    p = np.percentile(np.abs(raw), q, axis=0)
+    return tuple(float(target / max(x, 1e-3)) for x in p)  # type: ignore[return-value]

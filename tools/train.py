@@ -1,0 +1,117 @@
+"""Train the mood model on 4Q + VGMIDI and export ``models/mood.onnx`` with its metadata.
+
+    python tools/render_vgmidi.py --data ../shared/data      # once: MIDI -> audio (cache/)
+    python tools/train.py --data ../shared/data --out models/mood.onnx
+
+Steps (fixed seeds throughout):
+
+1. every clip (4Q audio and its augmented copy; VGMIDI renderings through each soundfont)
+   runs through the runtime extractor at the runtime's 2 Hz update rate (cached in cache/);
+2. group-disjoint cross-validation (``tools/evaluate.py``) on the development groups gives
+   the figures stored in the metadata, the residual std (confidence) and the output scale;
+3. the model is refit on all clips (development + hold-out groups) and exported.
+
+``--cv-folds 0`` skips step 2 (residual std and output scale then come from the
+training fit; quicker, for trying things).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from realtime.features import FeatureExtractor  # noqa: E402
+from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, UPDATE_HZ  # noqa: E402
+from tools.moodcore import DEFAULT_CONFIG, design, fit_model, output_scale_from  # noqa: E402
+from tools.onnx_export import export_model  # noqa: E402
+
+MODEL_VERSION = "1"
+
+TRAINING_DATA = ("4Q audio emotion dataset (Panda, Malheiro & Paiva 2018, IEEE TAFFC), 707 clips, "
+                 "static tag-derived valence/arousal + quadrant; VGMIDI (Ferreira & Whitehead 2019, "
+                 "ISMIR), 158 piano pieces rendered with fluidsynth, per-measure listener-mean curves")
+
+
+def train_export(clips, config: dict, out: Path, *, cv: dict | None = None, extra: dict | None = None,
+                 name: str = "moodtrack-mood", version: str = MODEL_VERSION):
+    """Fit ``config['model']`` on ``clips`` and export it with metadata. Returns (model, path)."""
+    X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"])
+    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    raw = model.predict(X)
+    if cv is not None:
+        p95 = np.asarray(cv["raw_output_p95"])
+        scale = tuple(float(0.9 / max(x, 1e-3)) for x in p95)
+        resid = tuple(cv["residual_std"])
+    else:
+        scale = output_scale_from(raw)
+        resid = tuple(float(x) for x in np.sqrt(np.average((raw - Y) ** 2, axis=0, weights=w)))
+    meta = {
+        "training_data": TRAINING_DATA,
+        "training_rows": str(len(X)),
+        "trained_at": dt.date.today().isoformat(),
+        "update_hz": f"{UPDATE_HZ:g}",
+        "config": json.dumps(config, sort_keys=True),
+        "seed": str(config["seed"]),
+        "output_range": "valence, arousal in [-1, 1] after output_scale and clipping",
+        **(extra or {}),
+    }
+    if cv is not None:
+        meta["cv"] = json.dumps({k: [round(v["mean"], 4), round(v["std"], 4)]
+                                 for k, v in cv["summary"].items() if not k.endswith("_s")})
+    path = export_model(model, path=out, extractor_spec=FeatureExtractor().spec(), output_scale=scale,
+                        residual_std=resid, name=name, version=version, extra=meta)
+    return model, path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--out", type=Path, default=ROOT / "models" / "mood.onnx")
+    ap.add_argument("--report", type=Path, default=ROOT / "models" / "eval",
+                    help="where the CV report (JSON, markdown) and figures go")
+    ap.add_argument("--figures", type=Path, default=ROOT / "models" / "figures")
+    ap.add_argument("--cv-folds", type=int, default=5)
+    for k, v in DEFAULT_CONFIG.items():
+        ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
+    args = ap.parse_args(argv)
+    config = {k: getattr(args, k) for k in DEFAULT_CONFIG}
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+
+    from tools.evaluate import cross_validate, figures, load_all, markdown_table
+
+    np.random.seed(config["seed"])
+    clips = load_all(args.data, args.cache, config)
+    cv = None
+    if args.cv_folds > 1:
+        cv = cross_validate(clips, config, n_folds=args.cv_folds, log=log)
+        args.report.mkdir(parents=True, exist_ok=True)
+        figures(cv, args.figures)
+        cv = {k: v for k, v in cv.items() if not k.startswith("_")}
+        (args.report / "cv_report.json").write_text(json.dumps(cv, indent=1))
+        (args.report / "cv_report.md").write_text(markdown_table(cv["summary"]) + "\n")
+        print(markdown_table(cv["summary"]))
+    log("fitting the final model on all clips")
+    _, path = train_export(clips, config, args.out, cv=cv)
+    print(f"wrote {path}")
+    from tools.evaluate import latency_ms
+
+    lat = latency_ms(path)
+    print(f"single-row latency through MoodModel.predict: median {lat['median_ms']:.3f} ms, "
+          f"p99 {lat['p99_ms']:.3f} ms")
+    if cv is not None:
+        (args.report / "latency.json").write_text(json.dumps(lat, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
