@@ -175,7 +175,9 @@ def test_stuck_and_vanished_subscribers_never_block_and_memory_stays_flat(tiny_m
     from realtime.stats import PipelineStats
 
     stats = PipelineStats()
-    pub = ZmqSink("tcp://127.0.0.1:*", hwm=16, stats=stats)
+    # ipc: socket buffers of a fixed, small size (TCP's grow to megabytes), so the
+    # stuck subscriber's backlog really fills up within a few minutes of updates.
+    pub = ZmqSink(f"ipc://{tmp_path}/pub.sock", hwm=16, stats=stats)
     sink_csv = CsvSink(tmp_path / "t.csv", stats=stats)
     ctx = zmq.Context()
     stuck = ctx.socket(zmq.SUB)
