@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("-r", "--samplerate", type=int, metavar="RATE",
                       help="capture sample rate in Hz (default: the device's)")
     live.add_argument("-c", "--channels", type=int, metavar="CHANNELS",
-                      help="input channels, mixed to mono (default: all the device has)")
+                      help="input channels, mixed to mono (default: the first 2, or 1 on a mono device)")
     live.add_argument("-b", "--blocksize", type=int, metavar="FRAMES",
                       help="frames per captured block (default 1024)")
     live.add_argument("--file", metavar="PATH",

@@ -110,7 +110,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "device": Option("device", "", "input device: index or name substring; \"\" = default"),
         "sample_rate": Option("int", 0, "capture sample rate in Hz; 0 = the device's default",
                               lo=8000, hi=384000, zero_ok=True),
-        "channels": Option("int", 0, "input channels (mixed to mono); 0 = all the device has",
+        "channels": Option("int", 0, "input channels (mixed to mono); 0 = the first 2 (1 on a mono device)",
                            lo=1, hi=64, zero_ok=True),
         "blocksize": Option("int", 1024, "frames per captured block", lo=64, hi=65536),
         "queue_blocks": Option("int", 64, "capture queue length in blocks", lo=2, hi=4096),

@@ -159,13 +159,15 @@ def resolve_input(spec: int | str | None, *, sample_rate: int = 0, channels: int
                   ) -> tuple[Device, int, int]:
     """``(device, sample_rate, channels)`` checked with PortAudio.
 
-    ``sample_rate`` 0 means the device's default rate; ``channels`` 0 means all of the
-    device's input channels (mixed to mono for analysis).
+    ``sample_rate`` 0 means the device's default rate; ``channels`` 0 means the first
+    two input channels (one on a mono device), mixed to mono for analysis. Not all of
+    them: ALSA's ``default`` and ``pulse`` devices offer 32 channels of which a stereo
+    source fills two, and averaging in 30 silent ones would read 12 dB low.
     """
     sd = import_sounddevice()
     device = match_device(spec, query_devices())
     rate = int(sample_rate) or int(round(device.default_samplerate))
-    n_ch = int(channels) or device.max_input_channels
+    n_ch = int(channels) or min(2, device.max_input_channels)
     if n_ch > device.max_input_channels:
         raise MoodtrackError(f"input device {device.label} has {device.max_input_channels} input "
                              f"channel(s), not {n_ch}: pass -c/--channels "

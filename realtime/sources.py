@@ -364,8 +364,9 @@ class MicSource(QueuedSource):
                     why = self._error or (
                         f"input device {self.name!r} delivered no audio for {quiet:.0f} s"
                         if self._stream is not None else f"input device {self.name!r} is gone")
-                    self.stats.input_state = "lost"
-                    self.stats.input_error = why
+                    if self.stats.input_state != "lost":
+                        self.stats.input_state = "lost"
+                        self.stats.input_error = why
                     self._close_stream()
                     if stop.wait(delay):
                         break

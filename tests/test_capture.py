@@ -146,8 +146,8 @@ def chord(seconds: float, *, amp: float = 0.25, sr: int = RATE) -> np.ndarray:
 
 
 class Live:
-    """``moodtrack live -d pulse`` in a subprocess, with a ZeroMQ subscriber collecting
-    mood messages and stderr collected line by line."""
+    """``moodtrack live -d pulse`` (default channels: 2 of its 32) in a subprocess, with a
+    ZeroMQ subscriber collecting mood messages and stderr collected line by line."""
 
     def __init__(self, pulse: Pulse, model: Path, tmp_path: Path, *extra: str):
         import zmq
@@ -164,7 +164,7 @@ class Live:
         self.msgs: list[dict] = []
         self.err: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "realtime", "live", "-d", "pulse", "-c", "2", "-r", str(RATE),
+            [sys.executable, "-m", "realtime", "live", "-d", "pulse", "-r", str(RATE),
              "--zmq", self.endpoint, "--csv", str(self.csv), "--no-dashboard", "--rate", "4",
              "--smoothing", "0", "--model", str(model), *extra],
             cwd=ROOT, env=pulse.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -229,7 +229,8 @@ def _fake_sounddevice(monkeypatch, *, supported_rates=(44100, 48000)):
 def test_resolve_input_defaults_and_checks(monkeypatch):
     _fake_sounddevice(monkeypatch)
     dev, rate, ch = resolve_input("scarlett")
-    assert (dev.index, rate, ch) == (2, 48000, 18)
+    assert (dev.index, rate, ch) == (2, 48000, 2)  # the first two of 18 by default
+    assert resolve_input(5)[2] == 1  # a mono device
     assert resolve_input("scarlett", sample_rate=44100, channels=6)[1:] == (44100, 6)
     with pytest.raises(MoodtrackError, match=r"does not support 22050 Hz.*-r/--samplerate"):
         resolve_input("scarlett", sample_rate=22050)
