@@ -160,8 +160,10 @@ class Live:
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"mood")
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"status")
         self.sub.connect(self.endpoint)
         self.msgs: list[dict] = []
+        self.status: list[dict] = []
         self.err: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "realtime", "live", "-d", "pulse", "-r", str(RATE),
@@ -182,7 +184,7 @@ class Live:
         while time.monotonic() < end:
             if self.sub.poll(50):
                 topic, body = self.sub.recv_multipart()
-                self.msgs.append(json.loads(body))
+                (self.msgs if topic == b"mood" else self.status).append(json.loads(body))
 
     def wait_for(self, what, timeout: float, label: str) -> None:
         end = time.monotonic() + timeout
@@ -290,7 +292,8 @@ def test_device_loss_is_reported_and_the_same_device_comes_back(pulse, tiny_mode
         player = pulse.play(wav)
         live.wait_for(lambda: any(not m["silence"] for m in live.msgs[n_lost:]), 30,
                       "updates of the audio played after the device came back")
-        player.wait(30)
+        live.wait_for(lambda: player.poll() is not None, 30, "paplay")
+        live.pump(1.5)  # the next status message
         rc = live.stop()
     finally:
         pulse.load_sink() if pulse.sink_module() is None else None
@@ -299,6 +302,11 @@ def test_device_loss_is_reported_and_the_same_device_comes_back(pulse, tiny_mode
     assert lost_after < 3.0, live.err
     assert not any("Traceback" in line for line in live.err), live.err
     assert any("reconnects 1" in line for line in live.err), live.err
+    # The status topic said so too, once a second, while no mood update came.
+    lost = [m for m in live.status if m["input_state"] == "lost"]
+    assert lost and "pulse" in lost[0]["input_error"], live.status
+    last = live.status[-1]
+    assert last["input_state"] == "ok" and last["reconnects"] == 1, live.status[-3:]
     seqs = [m["seq"] for m in live.msgs]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one run, no restart
     rows = live.rows()
@@ -324,6 +332,7 @@ def test_stalled_input_is_reported_within_two_seconds_and_recovers(pulse, tiny_m
         live.proc.kill()
     assert rc == 0, live.err
     assert stalled_after < 2.5, (stalled_after, live.err)
+    assert any(m["input_state"] == "stalled" for m in live.status), live.status
 
 
 def test_real_device_errors_are_messages_not_tracebacks(pulse, tiny_model_path):
