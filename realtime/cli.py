@@ -57,6 +57,9 @@ def _output_options() -> argparse.ArgumentParser:
     g.add_argument("--zmq", metavar="ENDPOINT",
                    help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5556)")
     g.add_argument("--no-zmq", action="store_true", help="do not publish over ZeroMQ")
+    g.add_argument("--on-csv-error", choices=("stop", "continue"),
+                   help="when the CSV cannot be written (disk full...): stop the run (default), "
+                        "or continue with the dashboard and ZeroMQ")
     g.add_argument("--zmq-frames", choices=("multi", "single"),
                    help="multi: topic and JSON frames (default); single: one \"mood {json}\" "
                         "frame, for ZMQ_CONFLATE subscribers")
@@ -105,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("-r", "--samplerate", type=int, metavar="RATE",
                       help="capture sample rate in Hz (default: the device's)")
     live.add_argument("-c", "--channels", type=int, metavar="CHANNELS",
-                      help="input channels, mixed to mono (default: all the device has)")
+                      help="input channels, mixed to mono (default: the first 2, or 1 on a mono device)")
     live.add_argument("-b", "--blocksize", type=int, metavar="FRAMES",
                       help="frames per captured block (default 1024)")
     live.add_argument("--file", metavar="PATH",
@@ -158,6 +161,7 @@ CLI_KEYS = {
     "analysis.smoothing_s": ("smoothing", "--smoothing"),
     "output.csv": ("csv", "--csv"),
     "output.zmq": ("zmq", "--zmq"),
+    "output.on_csv_error": ("on_csv_error", "--on-csv-error"),
     "output.zmq_frames": ("zmq_frames", "--zmq-frames"),
     "output.zmq_keys": ("zmq_keys", "--zmq-keys"),
     "output.zmq_delay_ms": ("zmq_delay", "--zmq-delay"),
@@ -297,7 +301,7 @@ def _live_sinks(cfg, stats, model=None) -> list:
     sinks: list = []
     try:
         if o["csv"]:
-            sinks.append(CsvSink(o["csv"]))
+            sinks.append(CsvSink(o["csv"], on_error=o["on_csv_error"], stats=stats))
         if o["zmq"]:
             info = (model.info.name, model.info.version) if model is not None else ("", "")
             sinks.append(_delayed(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], frames=o["zmq_frames"],
@@ -340,6 +344,34 @@ def _stop_on_signals(stop: threading.Event):
             signal.signal(s, h)
 
 
+class _StateLog:
+    """Reports changes of the input state and a stopped CSV on stderr, for runs without
+    the dashboard (which shows them itself). Called from the main thread."""
+
+    def __init__(self, stats, *, enabled: bool):
+        self.stats = stats
+        self.enabled = enabled
+        self.state = "ok"
+        self.csv_error = ""
+
+    def check(self) -> None:
+        s = self.stats
+        state, why = s.input_state, s.input_error
+        if self.enabled and state != self.state:
+            if state == "stalled":
+                msg = "input stalled: no audio arriving (nothing playing, or the device hangs)"
+            elif state == "lost":
+                msg = f"input lost: {why or 'the device went away'}; reconnecting"
+            else:
+                msg = ("input back: " + ("reconnected" if self.state == "lost" else "audio again")
+                       + f" (reconnects {s.reconnects})")
+            print(f"moodtrack: {msg}", file=sys.stderr, flush=True)
+        self.state = state
+        if self.enabled and s.csv_error and s.csv_error != self.csv_error:
+            print(f"moodtrack: {s.csv_error}", file=sys.stderr, flush=True)
+        self.csv_error = s.csv_error
+
+
 def _run_live(source, model, cfg, *, stats, seconds) -> int:
     """Run the pipeline on an analysis thread until the source ends, ``seconds``, or a signal."""
     from realtime.pipeline import AnalysisThread
@@ -364,8 +396,11 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
                 if hasattr(s, "start"):
                     s.start()
             thread.start()
+            watch = _StateLog(stats, enabled=not any(type(s).__name__ == "Dashboard"
+                                                     for s in sinks))
             while thread.is_alive() and not stop.is_set():
                 thread.join(0.1)
+                watch.check()
             thread.join(STOP_GRACE_S)
         finally:
             source.close()
@@ -431,12 +466,13 @@ def _analyze_file(path: Path, csv_path: Path, model, cfg, *, seconds, on_block) 
         try:
             pipeline = _pipeline(model, cfg, sinks=[sink], stats=stats)
             pipeline.run(src, seconds=seconds, on_block=lambda n: on_block(n / src.sample_rate))
-        except BaseException:
             sink.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                sink.close()
             with contextlib.suppress(OSError):
                 os.remove(csv_path)
             raise
-        sink.close()
     return stats.updates
 
 

@@ -110,7 +110,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "device": Option("device", "", "input device: index or name substring; \"\" = default"),
         "sample_rate": Option("int", 0, "capture sample rate in Hz; 0 = the device's default",
                               lo=8000, hi=384000, zero_ok=True),
-        "channels": Option("int", 0, "input channels (mixed to mono); 0 = all the device has",
+        "channels": Option("int", 0, "input channels (mixed to mono); 0 = the first 2 (1 on a mono device)",
                            lo=1, hi=64, zero_ok=True),
         "blocksize": Option("int", 1024, "frames per captured block", lo=64, hi=65536),
         "queue_blocks": Option("int", 64, "capture queue length in blocks", lo=2, hi=4096),
@@ -127,6 +127,9 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "output": {
         "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),
         "csv": Option("str", "", "CSV timeline path; \"\" = none"),
+        "on_csv_error": Option("str", "stop", "CSV cannot be written (disk full...): "
+                               "\"stop\" the run, or \"continue\" without it",
+                               choices=("stop", "continue")),
         "zmq": Option("str", "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint; \"\" = none"),
         "zmq_hwm": Option("int", 16, "ZeroMQ send high-water mark in messages", lo=1, hi=100000),
         "zmq_frames": Option("str", "multi", "ZeroMQ framing: multi (topic + JSON frames) or "

@@ -285,6 +285,8 @@ def render_footer(snapshot: Snapshot) -> Group:
         _counter("overflows", s.get("overflows", 0), bad=s.get("overflows", 0) > 0),
         _counter("drops", s.get("dropped_blocks", 0), bad=s.get("dropped_blocks", 0) > 0),
         _counter("zmq drops", s.get("zmq_dropped", 0), bad=s.get("zmq_dropped", 0) > 0),
+        *([_counter("csv", "STOPPED", bad=True)] if s.get("csv_error") else []),
+        *([_counter("reconnects", s["reconnects"], bad=True)] if s.get("reconnects") else []),
         _counter("up", _duration(s.get("uptime_s", 0.0)), bad=False),
         Text.assemble(("input ", "grey62"),
                       (state if state == "ok" else f" {state.upper()} ",
@@ -301,7 +303,7 @@ def render(snapshot: Snapshot) -> RenderableType:
     state = snapshot.stats.get("input_state", "ok")
     parts: list[RenderableType] = []
     if state != "ok":
-        what = {"stalled": "no audio arriving", "lost": "input device lost"}.get(state, state)
+        what = {"stalled": "no audio arriving", "lost": "input device lost, reconnecting"}.get(state, state)
         parts.append(Text(f" ⚠ INPUT {state.upper()}: {what} ".ljust(snapshot.width - 1),
                           "bold reverse red", no_wrap=True))
     body = Table.grid(padding=(0, 1))

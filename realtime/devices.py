@@ -128,17 +128,46 @@ def _need_inputs(d: Device) -> Device:
     return d
 
 
+def find_again(device: Device) -> Device:
+    """``device`` as PortAudio knows it now (for reopening a lost input).
+
+    The same name and host API, preferably at the same index; when it is not listed,
+    PortAudio is re-initialised (a replugged USB device comes back under a new index)
+    and looked up once more. A device that is still missing is a MoodtrackError.
+    """
+    sd = import_sounddevice()
+    for attempt in range(2):
+        if attempt:
+            try:  # re-enumerate: PortAudio lists devices once, at initialisation
+                sd._terminate()
+                sd._initialize()
+            except Exception as exc:
+                raise MoodtrackError(f"cannot restart PortAudio to look for input device "
+                                     f"{device.name!r}: {exc}") from None
+        try:
+            same = [d for d in query_devices() if d.name == device.name
+                    and d.hostapi == device.hostapi and d.max_input_channels > 0]
+        except MoodtrackError:
+            same = []
+        if same:
+            return next((d for d in same if d.index == device.index), same[0])
+    raise MoodtrackError(f"input device {device.name!r} ({device.hostapi}) is not connected; "
+                         "waiting for it to come back")
+
+
 def resolve_input(spec: int | str | None, *, sample_rate: int = 0, channels: int = 0
                   ) -> tuple[Device, int, int]:
     """``(device, sample_rate, channels)`` checked with PortAudio.
 
-    ``sample_rate`` 0 means the device's default rate; ``channels`` 0 means all of the
-    device's input channels (mixed to mono for analysis).
+    ``sample_rate`` 0 means the device's default rate; ``channels`` 0 means the first
+    two input channels (one on a mono device), mixed to mono for analysis. Not all of
+    them: ALSA's ``default`` and ``pulse`` devices offer 32 channels of which a stereo
+    source fills two, and averaging in 30 silent ones would read 12 dB low.
     """
     sd = import_sounddevice()
     device = match_device(spec, query_devices())
     rate = int(sample_rate) or int(round(device.default_samplerate))
-    n_ch = int(channels) or device.max_input_channels
+    n_ch = int(channels) or min(2, device.max_input_channels)
     if n_ch > device.max_input_channels:
         raise MoodtrackError(f"input device {device.label} has {device.max_input_channels} input "
                              f"channel(s), not {n_ch}: pass -c/--channels "

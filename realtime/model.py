@@ -75,6 +75,7 @@ class MoodModel:
         self.info = self._check(meta)
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
+        self._check_io()
 
     def _check(self, meta: dict[str, str]) -> ModelInfo:
         where = f"model {self.path}"
@@ -102,6 +103,21 @@ class MoodModel:
         if len(scale) != 2 or len(resid) != 2 or min(resid) <= 0:
             raise MoodtrackError(f"{where}: output_scale and residual_std need two positive values")
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
+
+    def _check_io(self) -> None:
+        """The graph takes (n, len(FEATURE_NAMES)) float features."""
+        where = f"model {self.path}"
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise MoodtrackError(f"{where} has {len(inputs)} inputs and {len(outputs)} outputs, "
+                                 "not one features input and a (valence, arousal) output; "
+                                 "retrain it with tools/train.py")
+        # (Declared output shapes are not checked: converters often declare [None, 1].)
+        n_in = inputs[0].shape[-1] if inputs[0].shape else None
+        if (isinstance(n_in, int) and n_in != len(FEATURE_NAMES)) or "float" not in inputs[0].type:
+            raise MoodtrackError(
+                f"{where} takes {inputs[0].type} of shape {inputs[0].shape}, but moodtrack feeds "
+                f"{len(FEATURE_NAMES)} float features: it does not match its metadata; retrain it")
 
     def extractor_options(self) -> dict:
         """The extractor options this model was trained with."""

@@ -21,6 +21,26 @@ from realtime.sources import Source
 from realtime.stats import PipelineStats
 
 
+#: Largest sample magnitude analysed (+80 dBFS): beyond it, float input is garbage and
+#: is clipped so that no feature overflows.
+MAX_ABS_SAMPLE = 1e4
+
+
+def sanitize(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(data, n_nonfinite)``: NaN and inf samples replaced by 0 (and counted), samples
+    clipped to +-:data:`MAX_ABS_SAMPLE`. Clean input (the usual case) is returned as is."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.size == 0:
+        return data, 0
+    peak = float(np.max(np.abs(data)))
+    if peak <= MAX_ABS_SAMPLE:  # False for NaN
+        return data, 0
+    finite = np.isfinite(data)
+    bad = int(data.size - np.count_nonzero(finite))
+    return np.clip(np.where(finite, data, 0.0), -MAX_ABS_SAMPLE, MAX_ABS_SAMPLE
+                   ).astype(np.float32), bad
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """float32 (n,) mean of the channels of a (n,) or (n, channels) block."""
     data = np.asarray(data, dtype=np.float32)
@@ -73,6 +93,9 @@ class Pipeline:
         if self._finished:
             raise RuntimeError("push after finish")
         self._set_rate(int(sample_rate))
+        data, bad = sanitize(data)
+        if bad:
+            self.stats.nonfinite_samples += bad
         mono = to_mono(data)
         self.frames_in += mono.shape[0]
         self.stats.blocks += 1

@@ -57,7 +57,10 @@ the tracker's health in the same framing: ``schema`` (1), ``seq`` (status messag
 ``channels``, ``input_state`` (``"ok"``, ``"stalled"`` or ``"lost"``), ``overflows``,
 ``dropped_blocks``, ``zmq_dropped``, ``updates``, ``last_seq`` (seq of the last mood
 update, null before the first), ``silence`` (the last update's flag, null before the
-first), ``level_db``, ``model``, ``model_version``. Subscribe to ``b"status"`` to get it;
+first), ``level_db``, ``model``, ``model_version``, ``input_error`` (why the input is
+stalled or lost, null while ok), ``reconnects`` (times a lost input came back),
+``nonfinite_samples`` (NaN/inf input samples replaced by 0), ``csv_error`` (why the CSV
+timeline stopped, null while it is fine). Subscribe to ``b"status"`` to get it;
 ``b"mood"`` subscribers never see it.
 
 Security
@@ -72,11 +75,14 @@ The send high-water mark is small: a subscriber that does not keep up loses mess
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import ipaddress
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -151,6 +157,10 @@ def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
         "level_db": _num(max(stats.level_db, LEVEL_FLOOR_DB), 2),
         "model": model[0],
         "model_version": model[1],
+        "input_error": stats.input_error or None,
+        "reconnects": int(stats.reconnects),
+        "nonfinite_samples": int(stats.nonfinite_samples),
+        "csv_error": stats.csv_error or None,
     }
 
 
@@ -158,20 +168,34 @@ class CsvSink:
     """A CSV timeline: a header, then one row per update (:data:`CSV_COLUMNS`).
 
     Each row goes to the file in one write call and, with ``flush`` (the default),
-    reaches the OS at once: a killed process leaves whole rows, except perhaps the
-    last. Booleans are written 1/0, a null quadrant as an empty field.
+    reaches the OS at once: a killed process (even ``kill -9``) leaves whole rows. A
+    write that fails (disk full, file too large, I/O error) is cut back to the last
+    whole row, so the file stays a valid CSV, and the timeline stops: with
+    ``on_error="stop"`` :meth:`emit` raises a :class:`MoodtrackError` saying why (the
+    run stops), with ``"continue"`` it only records the reason in ``stats.csv_error``
+    and the other sinks go on. Booleans are written 1/0, a null quadrant as an empty
+    field.
     """
 
-    def __init__(self, path, *, flush: bool = True):
+    def __init__(self, path, *, flush: bool = True, on_error: str = "stop",
+                 stats: PipelineStats | None = None):
+        if on_error not in ("stop", "continue"):
+            raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.path = path
+        self.on_error = on_error
+        self.stats = stats
+        self.rows = 0
+        self.error: str | None = None
+        self._flush = flush
         self._lock = threading.Lock()
         try:
             # Unbuffered binary: one os.write per row; buffered when not flushing.
             self._file = open(path, "wb", buffering=0 if flush else -1)
-            self._file.write(self._line(CSV_COLUMNS))
+            self._write(self._line(CSV_COLUMNS))
         except OSError as e:
             raise MoodtrackError(f"cannot write the CSV timeline to {path}: {e.strerror or e}; "
-                                 "choose a writable path") from e
+                                 "choose a writable path (or another disk)") from e
+        self._good = len(self._line(CSV_COLUMNS))  # bytes of whole rows in the file
         self._failed = False
 
     @staticmethod
@@ -179,6 +203,17 @@ class CsvSink:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(fields)
         return buf.getvalue().encode("utf-8")
+
+    def _write(self, line: bytes) -> None:
+        """All of ``line``, or an OSError (a short write is retried, then reported)."""
+        n = self._file.write(line)
+        if self._flush and n is not None and n < len(line):
+            view = memoryview(line)[n:]
+            while view:
+                n = self._file.write(view)
+                if not n:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
 
     def emit(self, update: MoodUpdate) -> None:
         rec = update_record(update)
@@ -189,20 +224,38 @@ class CsvSink:
             if self._file is None or self._failed:
                 return
             try:
-                self._file.write(line)
-            except OSError as e:  # disk full, ...: keep the pipeline running, say it once
+                self._write(line)
+            except OSError as e:  # disk full, file too large, I/O error
                 self._failed = True
-                print(f"moodtrack: CSV timeline {self.path} stopped: {e.strerror or e}",
-                      file=sys.stderr)
+                if self._flush:  # cut a partly written row: the file stays a valid CSV
+                    with contextlib.suppress(OSError):
+                        self._file.truncate(self._good)
+                self.error = (f"CSV timeline {self.path} stopped after {self.rows} rows: "
+                              f"{e.strerror or e}; free space or choose another --csv path")
+                if self.stats is not None:
+                    self.stats.csv_error = self.error
+                if self.on_error == "stop":
+                    raise MoodtrackError(self.error + " (the run stops; --on-csv-error continue "
+                                         "keeps the dashboard and ZeroMQ going)") from None
+                return
+            self.rows += 1
+            self._good += len(line)
 
     def close(self) -> None:
+        """Close the file; a buffered timeline whose last rows cannot be written is a
+        MoodtrackError (an unbuffered one has written every row already)."""
         with self._lock:
             f, self._file = self._file, None
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
+        if f is None:
+            return
+        try:
+            f.close()
+        except OSError as e:
+            if not self._flush and not self._failed:
+                self._failed = True
+                self.error = f"CSV timeline {self.path} is incomplete: {e.strerror or e}"
+                raise MoodtrackError(self.error + "; free space or choose another output "
+                                     "directory") from None
 
 
 def _is_loopback(endpoint: str) -> bool:

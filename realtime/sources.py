@@ -27,8 +27,21 @@ from realtime.stats import PipelineStats
 
 #: Seconds without a block after which a live input is reported as ``"stalled"``.
 STALL_S = 1.0
+#: Seconds a (re)opened device may take to deliver its first block before it counts as
+#: stalled (PulseAudio sometimes takes 1-2 s to start a capture stream).
+START_GRACE_S = 3.0
+#: A device stream that delivered nothing for this long is closed and opened again.
+RESTART_AFTER_S = 5.0
+#: Delays between attempts to reopen a lost device: doubling from the first to the last.
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 8.0
 #: Seconds between checks of the stop event while waiting for a block.
 POLL_S = 0.05
+
+
+#: What a user can do about a file libsndfile cannot open.
+FORMATS_HINT = ("is it audio? moodtrack reads WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF and the "
+                "other formats libsndfile knows; convert it, e.g. 'ffmpeg -i IN OUT.wav'")
 
 
 class Block(NamedTuple):
@@ -145,12 +158,23 @@ class FileSource(Source):
             what = "is a directory" if self.path.is_dir() else "does not exist"
             raise MoodtrackError(f"cannot read audio file {self.path}: it {what}")
         try:
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise MoodtrackError(f"cannot read audio file {self.path}: {exc.strerror}") from None
+        if size == 0:
+            raise MoodtrackError(f"cannot read audio file {self.path}: it is empty (0 bytes)")
+        try:
             self._file = sf.SoundFile(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}") from None
+        except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}; "
+                                 f"{FORMATS_HINT}") from None
         self.sample_rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.frames = int(self._file.frames)
+        if self.frames <= 0 or self.sample_rate <= 0 or self.channels <= 0:
+            self._file.close()
+            raise MoodtrackError(f"audio file {self.path} contains no audio ({self.frames} "
+                                 f"samples at {self.sample_rate} Hz, {self.channels} channels)")
         self.stats = stats if stats is not None else PipelineStats()
         self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
 
@@ -224,8 +248,21 @@ class _PacedReader(QueuedSource):
 class MicSource(QueuedSource):
     """A PortAudio input device. The callback only copies the block into the queue.
 
-    ``device`` is a resolved :class:`realtime.devices.InputDevice`; ``sample_rate`` and
+    ``device`` is a resolved :class:`realtime.devices.Device`; ``sample_rate`` and
     ``channels`` must already be checked (see :func:`realtime.devices.resolve_input`).
+
+    Blocks are stamped with ``time.monotonic()`` in the callback (PortAudio's own
+    timestamps are not trusted). The consumer (:meth:`blocks`) is also the watchdog:
+
+    - no block for :data:`STALL_S` -> ``stats.input_state = "stalled"``;
+    - the stream ends without being asked (device unplugged, PulseAudio source gone,
+      an error in the callback) or stays stalled for :data:`RESTART_AFTER_S` ->
+      ``"lost"``: the stream is closed and the same device (found again by name) is
+      reopened with a doubling back-off (:data:`BACKOFF_MIN_S` .. :data:`BACKOFF_MAX_S`)
+      until it delivers again, then ``"ok"`` and ``stats.reconnects`` += 1.
+
+    Only the first open may raise (a device that cannot be opened at all); later
+    failures are retried until ``stop`` is set.
     """
 
     def __init__(self, device, *, sample_rate: int, channels: int, blocksize: int = 1024,
@@ -239,47 +276,127 @@ class MicSource(QueuedSource):
         self.blocksize = int(blocksize)
         self._stream = None
         self._closing = False
+        self._generation = 0  # streams opened so far; a stale stream's callbacks are ignored
+        self._lock = threading.Lock()  # open/close vs close() from another thread
 
     def _callback(self, indata, frames, time_info, status) -> None:
         arrival = time.monotonic()  # PortAudio's timestamps are not trusted
-        if status.input_overflow:
-            self.stats.overflows += 1
-        self._offer(indata, arrival)
+        try:
+            if status.input_overflow:
+                self.stats.overflows += 1
+            self._offer(indata, arrival)
+        except Exception:  # never let PortAudio abort the stream (and print) over one block
+            self.stats.dropped_blocks += 1
 
-    def _finished(self) -> None:
+    def _finished(self, generation: int | None = None) -> None:
+        if generation is not None and generation != self._generation:
+            return  # a stream we already replaced
         if not self._closing:
-            self._end(f"input device {self.name!r} stopped delivering audio (unplugged?); "
-                      "check it with 'moodtrack devices' and start again")
+            self._end(f"input device {self.name!r} stopped delivering audio (unplugged?)")
         else:
             self._end()
 
     def _start(self) -> None:
-        if self._stream is not None:
-            return
+        """Open the stream (first open: errors are the user's to fix)."""
+        if self._stream is None:
+            self._open()
+
+    def _open(self) -> None:
         from realtime.devices import import_sounddevice
 
         sd = import_sounddevice()
-        try:
-            self._stream = sd.InputStream(
-                device=self.device.index, samplerate=self.sample_rate, channels=self.channels,
-                blocksize=self.blocksize, dtype="float32", callback=self._callback,
-                finished_callback=self._finished,
-            )
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            raise MoodtrackError(
-                f"cannot open input device {self.name!r} at {self.sample_rate} Hz with "
-                f"{self.channels} channel(s): {exc}; try another -r/--samplerate or -c/--channels"
-            ) from None
+        with self._lock:
+            if self._closing:
+                return
+            self._generation += 1
+            gen = self._generation
+            self._ended.clear()
+            self._error = None
+            try:
+                stream = sd.InputStream(
+                    device=self.device.index, samplerate=self.sample_rate,
+                    channels=self.channels, blocksize=self.blocksize, dtype="float32",
+                    callback=self._callback, finished_callback=lambda: self._finished(gen),
+                )
+                stream.start()
+            except (sd.PortAudioError, ValueError) as exc:
+                raise MoodtrackError(
+                    f"cannot open input device {self.name!r} at {self.sample_rate} Hz with "
+                    f"{self.channels} channel(s): {exc}; try another -r/--samplerate or "
+                    "-c/--channels"
+                ) from None
+            self._stream = stream
+
+    def _close_stream(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+            self._generation += 1  # its late callbacks are now stale
+        if stream is not None:
+            try:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except Exception:  # a vanished device can fail to close: it is gone anyway
+                pass
+
+    def _reopen(self) -> None:
+        from realtime.devices import find_again
+
+        self.device = find_again(self.device)
+        self._open()
+
+    def blocks(self, stop: threading.Event | None = None) -> Iterator[Block]:
+        stop = stop if stop is not None else threading.Event()
+        self._start()
+        delay = BACKOFF_MIN_S
+        opened = last = time.monotonic()
+        got_one = False
+        while not stop.is_set():
+            try:
+                block = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._closing:
+                    break
+                now = time.monotonic()
+                quiet = now - last
+                if self._ended.is_set() or self._stream is None or (
+                        quiet > RESTART_AFTER_S and now - opened > START_GRACE_S):
+                    # Lost: reopen the same device with back-off until it delivers again.
+                    why = self._error or (
+                        f"input device {self.name!r} delivered no audio for {quiet:.0f} s"
+                        if self._stream is not None else f"input device {self.name!r} is gone")
+                    if self.stats.input_state != "lost":
+                        self.stats.input_state = "lost"
+                        self.stats.input_error = why
+                    self._close_stream()
+                    if stop.wait(delay):
+                        break
+                    delay = min(2 * delay, BACKOFF_MAX_S)
+                    try:
+                        self._reopen()
+                    except MoodtrackError as exc:
+                        self.stats.input_error = str(exc)
+                        continue
+                    opened = last = time.monotonic()
+                    got_one = False
+                    continue
+                if quiet > STALL_S and (got_one or now - opened > START_GRACE_S) \
+                        and self.stats.input_state == "ok":
+                    self.stats.input_state = "stalled"
+                continue
+            last = block.arrival
+            if not got_one:
+                got_one = True
+                if self.stats.input_state == "lost":
+                    self.stats.reconnects += 1
+                delay = BACKOFF_MIN_S
+            if self.stats.input_state != "ok":
+                self.stats.input_state = "ok"
+                self.stats.input_error = ""
+            yield block
 
     def close(self) -> None:
         self._closing = True
-        if self._stream is not None:
-            try:
-                self._stream.abort(ignore_errors=True)
-                self._stream.close(ignore_errors=True)
-            finally:
-                self._stream = None
+        self._close_stream()
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,7 +16,11 @@ class PipelineStats:
 
     ``overflows``: input overflows reported by the audio driver; ``dropped_blocks``:
     blocks the capture queue had no room for; ``latency_ms``: last update latency from
-    block arrival to sinks; ``input_state``: ``"ok"``, ``"stalled"`` or ``"lost"``.
+    block arrival to sinks; ``input_state``: ``"ok"``, ``"stalled"`` (no audio for a
+    second) or ``"lost"`` (the device went away; being reopened), with ``input_error``
+    saying why; ``reconnects``: times a lost input came back; ``nonfinite_samples``: NaN
+    or infinite input samples replaced by 0; ``csv_error``: why the CSV timeline stopped
+    ("" while it is fine).
     """
 
     device: str = ""
@@ -30,6 +34,10 @@ class PipelineStats:
     latency_ms: float = 0.0
     level_db: float = -100.0
     input_state: str = "ok"
+    input_error: str = ""
+    reconnects: int = 0
+    nonfinite_samples: int = 0
+    csv_error: str = ""
     zmq_dropped: int = 0
     started: float = field(default_factory=time.monotonic)
 

@@ -39,6 +39,8 @@ def test_defaults_then_file_then_command_line(tmp_path):
     ("[output]\ndashboard = 1\n", "output.dashboard = 1 is invalid: it must be true or false"),
     ("[input]\nsample_rate = 1000\n", r"input.sample_rate .*\[8000, 384000\] or 0"),
     ("analysis = 3\n", r"analysis must be a table"),
+    ("[output]\non_csv_error = \"ignore\"\n",
+     'output.on_csv_error = .ignore. is invalid: it must be one of "stop", "continue"'),
     ("[analysis\nupdate_hz = 2\n", "is not valid TOML"),
 ])
 def test_bad_config_file_names_file_key_and_allowed_values(tmp_path, text, message):

@@ -43,3 +43,18 @@ def test_mismatched_feature_spec_is_refused(tiny_model_path, tmp_path):
     onnx.save(m, str(p))
     with pytest.raises(MoodtrackError, match="retrain"):
         MoodModel(p)
+
+
+def test_model_whose_graph_does_not_match_its_metadata_is_refused(tmp_path):
+    from sklearn.linear_model import Ridge
+
+    from realtime.features import FeatureExtractor
+    from tools.onnx_export import export_model
+
+    rng = np.random.default_rng(0)
+    est = Ridge().fit(rng.standard_normal((20, 3)), rng.standard_normal((20, 2)))
+    p = export_model(est, path=tmp_path / "three.onnx", extractor_spec=FeatureExtractor().spec(),
+                     output_scale=(1, 1), residual_std=(0.3, 0.3), name="x", version="0",
+                     n_features=3)
+    with pytest.raises(MoodtrackError, match=r"three.onnx takes .*3\].*retrain"):
+        MoodModel(p)

@@ -115,15 +115,60 @@ def test_mic_callback_only_queues_and_counts_overflows():
     assert before <= first.arrival <= time.monotonic()
 
 
-def test_mic_source_reports_a_lost_device():
+def test_mic_source_reports_a_lost_device_and_reopens_it_with_backoff(monkeypatch):
+    from realtime import sources
+
+    monkeypatch.setattr(sources, "BACKOFF_MIN_S", 0.05)
     stats = PipelineStats()
     mic = MicSource(Device(0, "Mic", "ALSA", 1, 44100.0), sample_rate=44100, channels=1,
                     stats=stats)
-    mic._start = lambda: None
-    mic._finished()  # PortAudio ended the stream without us asking
-    with pytest.raises(MoodtrackError, match="stopped delivering audio"):
-        list(mic.blocks())
-    assert stats.input_state == "lost"
+    opens, tries = [], []
+
+    def fake_open():  # the stream "opens", then PortAudio ends it without being asked
+        opens.append(time.monotonic())
+        mic._stream = object()
+        mic._ended.clear()
+
+    def fake_reopen():
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            raise MoodtrackError("input device 'Mic' (ALSA) is not connected")
+        fake_open()
+        mic._offer(np.ones((8, 1), np.float32), time.monotonic())
+
+    mic._open, mic._reopen, mic._close_stream = fake_open, fake_reopen, lambda: None
+    mic._start()
+    mic._finished()
+    import threading
+
+    stop = threading.Event()
+    states = []
+    for block in mic.blocks(stop):
+        states.append(stats.input_state)
+        stop.set()
+    assert states == ["ok"] and stats.reconnects == 1 and stats.input_error == ""
+    assert len(tries) == 3
+    gaps = np.diff(tries)
+    assert gaps[1] > 1.5 * gaps[0]  # the delay doubles
+
+
+def test_mic_watchdog_marks_a_silent_stream_stalled(monkeypatch):
+    import threading
+
+    from realtime import sources
+
+    monkeypatch.setattr(sources, "START_GRACE_S", 0.0)
+    monkeypatch.setattr(sources, "STALL_S", 0.2)
+    stats = PipelineStats()
+    mic = MicSource(Device(0, "Mic", "ALSA", 1, 44100.0), sample_rate=44100, channels=1,
+                    stats=stats)
+    mic._start = lambda: setattr(mic, "_stream", object())
+    stop = threading.Event()
+    threading.Timer(0.6, stop.set).start()
+    seen = []
+    threading.Timer(0.45, lambda: seen.append(stats.input_state)).start()
+    assert list(mic.blocks(stop)) == []
+    assert seen == ["stalled"]
 
 
 # ------------------------------------------------------------------------- devices
@@ -184,7 +229,8 @@ def _fake_sounddevice(monkeypatch, *, supported_rates=(44100, 48000)):
 def test_resolve_input_defaults_and_checks(monkeypatch):
     _fake_sounddevice(monkeypatch)
     dev, rate, ch = resolve_input("scarlett")
-    assert (dev.index, rate, ch) == (2, 48000, 18)
+    assert (dev.index, rate, ch) == (2, 48000, 2)  # the first two of 18 by default
+    assert resolve_input(5)[2] == 1  # a mono device
     assert resolve_input("scarlett", sample_rate=44100, channels=6)[1:] == (44100, 6)
     with pytest.raises(MoodtrackError, match=r"does not support 22050 Hz.*-r/--samplerate"):
         resolve_input("scarlett", sample_rate=22050)

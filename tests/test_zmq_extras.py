@@ -24,7 +24,8 @@ from tests.test_sinks import SCHEMA_KEYS, ctx, handshake, make_update, sub_socke
 NODE_DIR = Path(__file__).resolve().parent.parent / "tools" / "node-subscriber"
 STATUS_KEYS = ["schema", "seq", "wall", "uptime_s", "version", "device", "sample_rate",
                "channels", "input_state", "overflows", "dropped_blocks", "zmq_dropped",
-               "updates", "last_seq", "silence", "level_db", "model", "model_version"]
+               "updates", "last_seq", "silence", "level_db", "model", "model_version",
+               "input_error", "reconnects", "nonfinite_samples", "csv_error"]
 
 
 def recv_json(sock, timeout_ms=3000):
