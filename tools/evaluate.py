@@ -196,7 +196,7 @@ def figures(report: dict, outdir: Path) -> list[Path]:
             pm, tm = measure_curve(c, pr)[dim]
             axes[1, j].plot(tm, label="listeners (mean)")
             axes[1, j].plot(pm, label="model (per-measure mean)")
-            axes[1, j].set(title=f"{c.key[:45]}: {dim}", xlabel="measure", ylim=(-1, 1))
+            axes[1, j].set(title=f"{c.key[:32]}: {dim}", xlabel="measure", ylim=(-1, 1))
             axes[1, j].legend(fontsize=7)
         fig.tight_layout()
         p = outdir / "cv_vgmidi.png"
