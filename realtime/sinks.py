@@ -51,7 +51,8 @@ want only the latest update: CONFLATE drops multi-frame messages).
 
 Status topic
 ------------
-Once per second (``status_s``), whatever the music does, the topic ``status`` carries
+Once per second (``status_s``), whatever the music does, and at once when the input
+state changes, the topic ``status`` carries
 the tracker's health in the same framing: ``schema`` (1), ``seq`` (status messages, from
 0), ``wall``, ``uptime_s``, ``version`` (moodtrack), ``device``, ``sample_rate`` (Hz),
 ``channels``, ``input_state`` (``"ok"``, ``"stalled"`` or ``"lost"``), ``overflows``,
@@ -400,9 +401,16 @@ class ZmqSink:
             self._status_thread.start()
 
     def _status_loop(self) -> None:
+        """Every ``status_s``, and at once (within 0.1 s) when the input state changes."""
+        state = None
+        due = 0.0
         while True:
-            self.publish_status()
-            if self._stop.wait(self.status_s):
+            now = time.monotonic()
+            current = self.stats.input_state if self.stats is not None else "ok"
+            if now >= due or current != state:
+                self.publish_status()
+                state, due = current, now + self.status_s
+            if self._stop.wait(min(0.1, max(due - now, 0.0))):
                 return
 
     def _send(self, msg: list[bytes]) -> None:
