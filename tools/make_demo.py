@@ -2,8 +2,9 @@
 
 Four segments of Max McCracken's soundtrack for *Endgame: Singularity* (Debian package
 ``singularity-music``, CC BY-SA 3.0), about 38 s each, joined with short equal-power
-crossfades, in the order calm -> tense -> melancholic -> uplifting. Each segment is the
-window of a candidate track (candidates chosen by track name) that best fits its mood
+crossfades, in the order calm -> tense -> melancholic -> uplifting. By default the
+segments are the pinned :data:`CHOSEN` excerpts; ``--auto`` instead picks, per mood, the
+window of a candidate track (candidates chosen by track name) that best fits the mood
 by ear proxies: loudness, onset rate, brightness and major/minor mode. With a mood
 model (``--model`` or the default one, when present) the model's view of each segment
 is printed as a check.
@@ -51,6 +52,16 @@ NAME_PRIOR: dict[str, tuple[str, ...]] = {
     "uplifting": ("win/Apex Aleph", "A New Journey"),
 }
 NAME_BONUS = 0.5
+#: The bundled demo's excerpts: (mood, track, start s). Found by running the shipped model
+#: over every track (``moodtrack analyze``, 38-s windows) and keeping, for each mood, a
+#: window whose mean valence and arousal both lie in that mood's quadrant and whose track
+#: title fits; the ear-proxy picker (``--auto``) chose excerpts the model read as calm.
+CHOSEN: tuple[tuple[str, str, float], ...] = (
+    ("calm", "Advanced Simulacra", 5.0),
+    ("tense", "Enemy Unknown", 42.0),
+    ("melancholic", "Deprecation", 1.5),
+    ("uplifting", "A New Journey", 253.5),
+)
 #: Score weights (demo order) on z-scored proxies: loudness, onset rate, brightness, mode.
 #: Arousal follows loudness and onset rate; valence follows mode and brightness.
 WEIGHTS = {
@@ -254,8 +265,9 @@ and re-encoded as Ogg Vorbis. The demo is an adaptation and is therefore license
 CC BY-SA 3.0 as well; attribute it as "Demo excerpts of music by Max McCracken (Endgame:
 Singularity soundtrack), CC BY-SA 3.0".
 
-Excerpts were chosen by `tools/make_demo.py` (track titles plus loudness, onset rate,
-brightness and major/minor proxies); rebuild with `python tools/make_demo.py`.
+Excerpts were chosen by track title and by where the shipped mood model's 38-s mean valence
+and arousal fall in the intended quadrant (see `CHOSEN` in `tools/make_demo.py`); rebuild with
+`python tools/make_demo.py`.
 """)
 
 
@@ -271,13 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fade", type=float, default=2.0, help="crossfade seconds")
     ap.add_argument("--model", type=Path, help="mood model for the check (default: moodtrack's)")
     ap.add_argument("--out", type=Path, default=OUT_AUDIO)
+    ap.add_argument("--auto", action="store_true",
+                    help="pick excerpts by ear proxies instead of the pinned CHOSEN ones")
     ap.add_argument("--check", action="store_true",
                     help="only print the model's view of each segment of the existing demo")
     args = ap.parse_args(argv)
     import soundfile as sf
 
     music = find_music(args.music)
-    segments = pick(music, args.seconds)
+    segments = (pick(music, args.seconds) if args.auto else
+                [Segment(m, t, s, args.seconds, {}) for m, t, s in CHOSEN])
     if args.check:
         y, sr = sf.read(str(args.out), dtype="float32")
         model_view(y, segments, args.fade, args.model, sample_rate=sr)
