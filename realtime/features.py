@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
+import scipy.fft
+
+from realtime import filterbanks
 
 from realtime.ringbuffer import RingBuffer
 
@@ -138,14 +140,13 @@ class FeatureExtractor:
         self._chunk = max(int(chunk), self.hop_length)
 
         sr, n_fft = self.sample_rate, self.n_fft
-        self._window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
-        self._mel_fb = librosa.filters.mel(
-            sr=sr, n_fft=n_fft, n_mels=self.n_mels, fmin=30.0, fmax=sr / 2
-        ).astype(np.float32)
-        self._chroma_fb = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0).astype(np.float32)
-        self._freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+        fb = filterbanks.load(sample_rate=sr, n_fft=n_fft, n_mels=self.n_mels, fmin=30.0)
+        self._window = fb["window"]
+        self._mel_fb_t = np.ascontiguousarray(fb["mel"].T)  # (bins, n_mels)
+        self._chroma_fb_t = np.ascontiguousarray(fb["chroma"].T)  # (bins, 12)
+        self._freqs = fb["freqs"]
         self._contrast_bands = _contrast_bands(self._freqs)
-        mel_centres = librosa.mel_frequencies(n_mels=self.n_mels + 2, fmin=30.0, fmax=sr / 2)[1:-1]
+        mel_centres = fb["mel_centres"]
         self._mel_low = mel_centres < 250.0
         self._mel_high = mel_centres > 4000.0
 
@@ -164,6 +165,8 @@ class FeatureExtractor:
         self._frame_feat = np.zeros((self._frame_cap, _N_FRAME), dtype=np.float32)
         self._frame_chroma = np.zeros((self._frame_cap, _N_CHROMA), dtype=np.float32)
         self._frame_power = np.zeros(self._frame_cap, dtype=np.float64)
+        # Per-frame chord statistics (see _chord_stats): tonal, major, minor, maj-min, entropy.
+        self._frame_chord = np.zeros((self._frame_cap, 5), dtype=np.float64)
         self.reset()
 
     # ----------------------------------------------------------------- public API
@@ -249,6 +252,7 @@ class FeatureExtractor:
         idx = np.arange(first, stop) % self._frame_cap
         self._frame_feat[idx] = feat
         self._frame_chroma[idx] = chroma
+        self._frame_chord[idx] = _chord_stats(chroma)
         self._frame_power[idx] = power
         self._chroma_delta[idx] = cdelta
         self._n_frames = stop
@@ -259,21 +263,19 @@ class FeatureExtractor:
         spec = np.fft.rfft(frames * self._window, axis=1)
         mag = np.abs(spec).astype(np.float32)  # (n, bins)
         pw = mag * mag
-        mel = pw @ self._mel_fb.T
+        mel = pw @ self._mel_fb_t
         logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))  # fixed reference: 1.0
-        mfcc = librosa.feature.mfcc(S=logmel.T, n_mfcc=20).T
+        # librosa.feature.mfcc(S=logmel): an orthonormal DCT-II of the log-mel spectrum.
+        mfcc = scipy.fft.dct(logmel, type=2, norm="ortho", axis=1)[:, :20]
         contrast = self._contrast(mag)
-        centroid = librosa.feature.spectral_centroid(S=mag.T, sr=sr, n_fft=self.n_fft)[0]
-        bandwidth = librosa.feature.spectral_bandwidth(
-            S=mag.T, sr=sr, n_fft=self.n_fft, centroid=centroid[None, :]
-        )[0]
-        rolloff = librosa.feature.spectral_rolloff(S=mag.T, sr=sr, n_fft=self.n_fft)[0]
-        flatness = librosa.feature.spectral_flatness(S=mag.T)[0]
+        centroid, bandwidth, rolloff, flatness = spectral_shape(mag, self._freqs)
         power = np.mean(frames.astype(np.float64) ** 2, axis=1)
         rms_db = 10.0 * np.log10(np.maximum(power, 1e-10))
         signs = np.signbit(frames)
         zcr = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
-        chroma = librosa.util.normalize(self._chroma_fb @ pw.T, norm=np.inf, axis=0).T
+        raw = pw @ self._chroma_fb_t  # (n, 12); normalised to a peak of 1 as librosa does
+        peak = raw.max(axis=1, keepdims=True)
+        chroma = raw / np.where(peak < np.finfo(np.float32).tiny, 1.0, peak)
 
         nyq = sr / 2.0
         feat = np.empty((frames.shape[0], _N_FRAME), dtype=np.float32)
@@ -331,20 +333,16 @@ class FeatureExtractor:
         tonic = int(np.argmax(key_r)) % 12
         csum = cmean.sum()
         chroma_rel = np.roll(cmean, -tonic) / csum if csum > 1e-9 else np.zeros(_N_CHROMA)
-        # Chord-level mode: per-frame correlation with major/minor triads.
-        cz = chroma - chroma.mean(axis=1, keepdims=True)
-        csd = cz.std(axis=1, keepdims=True)
-        tonal = csd[:, 0] > 1e-6
-        tri = (cz / np.maximum(csd, 1e-6)) @ _TRIADS.T  # (n, 24), Pearson r per frame
-        maj, mnr = tri[:, :12].max(axis=1), tri[:, 12:].max(axis=1)
-        strong = tonal & (np.maximum(maj, mnr) > 0.5)
-        n_t = max(int(tonal.sum()), 1)
-        triad_major = float(np.sum(strong & (maj >= mnr))) / n_t
-        triad_minor = float(np.sum(strong & (mnr > maj))) / n_t
-        triad_mode = float(np.mean((maj - mnr)[tonal])) if tonal.any() else 0.0
-        p = chroma / np.maximum(chroma.sum(axis=1, keepdims=True), 1e-9)
-        ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1) / np.log(_N_CHROMA)
-        chroma_entropy = float(ent[tonal].mean()) if tonal.any() else 1.0
+        # Chord-level mode and chroma entropy over the tonal frames (per-frame values
+        # computed once per frame by _chord_stats).
+        chord = self._frame_chord[idx]
+        tonal = chord[:, 0] > 0
+        n_tonal = int(tonal.sum())
+        n_t = max(n_tonal, 1)
+        triad_major = float(chord[:, 1].sum()) / n_t
+        triad_minor = float(chord[:, 2].sum()) / n_t
+        triad_mode = float(chord[tonal, 3].mean()) if n_tonal else 0.0
+        chroma_entropy = float(chord[tonal, 4].mean()) if n_tonal else 1.0
         low_energy = float(np.mean(rms < rms.mean())) if n > 1 else 0.0
 
         vec = np.concatenate([
@@ -374,6 +372,40 @@ class FeatureExtractor:
         lag = self._lag_min + int(np.argmax(ac[self._lag_min:self._lag_max + 1]))
         bpm = 60.0 * self.frames_per_second / lag
         return float(np.log2(bpm / 120.0)), float(ac[lag])
+
+
+def spectral_shape(mag: np.ndarray, freqs: np.ndarray):
+    """Spectral centroid, bandwidth (Hz), 85 % roll-off (Hz) and flatness of each frame.
+
+    ``mag``: (frames, bins) magnitudes; ``freqs``: (bins,) Hz. The formulas of librosa's
+    ``spectral_centroid``, ``spectral_bandwidth``, ``spectral_rolloff`` and
+    ``spectral_flatness`` (tests compare them), vectorised over a batch of frames.
+    """
+    total = mag.sum(axis=1, keepdims=True)
+    small = total < np.finfo(mag.dtype).tiny
+    norm = mag / np.where(small, 1.0, total)
+    centroid = norm @ freqs
+    bandwidth = np.sqrt(np.einsum("fb,fb->f", norm, (freqs[None, :] - centroid[:, None]) ** 2))
+    cum = np.cumsum(mag, axis=1)
+    rolloff = freqs[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
+    p = np.maximum(np.float32(1e-10), mag * mag)  # float32, as librosa computes it
+    flatness = np.exp(np.mean(np.log(p), axis=1)) / np.mean(p, axis=1)
+    return centroid, bandwidth, rolloff, flatness
+
+
+def _chord_stats(chroma: np.ndarray) -> np.ndarray:
+    """(frames, 5): tonal flag, strong-major flag, strong-minor flag, best major minus best
+    minor triad correlation, and normalised chroma entropy of each chroma frame."""
+    c = chroma.astype(np.float64)
+    cz = c - c.mean(axis=1, keepdims=True)
+    csd = cz.std(axis=1, keepdims=True)
+    tonal = csd[:, 0] > 1e-6
+    tri = (cz / np.maximum(csd, 1e-6)) @ _TRIADS.T  # (n, 24), Pearson r per frame
+    maj, mnr = tri[:, :12].max(axis=1), tri[:, 12:].max(axis=1)
+    strong = tonal & (np.maximum(maj, mnr) > 0.5)
+    p = c / np.maximum(c.sum(axis=1, keepdims=True), 1e-9)
+    ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1) / np.log(_N_CHROMA)
+    return np.stack([tonal, strong & (maj >= mnr), strong & (mnr > maj), maj - mnr, ent], axis=1)
 
 
 def _contrast_bands(freqs: np.ndarray, *, fmin: float = 200.0, n_bands: int = 6,
