@@ -6,8 +6,9 @@ Pure functions of a :class:`~realtime.timeline.Timeline`:
 - :func:`mood_segments`: the timeline as mood sections, a change counting only once the
   new mood has held for ``hold_s`` seconds (shorter blips stay in the section around them);
 - :func:`mood_changes`: the strongest changes: where the mean valence-arousal position of
-  the ``window_s`` seconds after a time differs most from that of the ``window_s`` seconds
-  before it (a jump in the V-A plane, axes in [-1, 1]), peaks at least ``window_s`` apart;
+  the ``window_s`` seconds of sound after a time differs most from that of the
+  ``window_s`` seconds of sound before it (a jump in the V-A plane, axes in [-1, 1]),
+  peaks at least ``window_s`` of sound apart;
 - :func:`summarize`: all of it as one JSON-ready dict; :func:`summary_row` flattens it to
   the :data:`SUMMARY_COLUMNS` of the run's ``summary.csv``.
 """
@@ -85,7 +86,8 @@ def mood_segments(tl: Timeline, *, hold_s: float = HOLD_S) -> list[dict]:
     if not sections:  # no mood held hold_s: one section of the longest-lasting one
         total = time_in_moods(tl)
         sections = [[0.0, float(tl.t[-1]), max(total, key=total.get)]]
-    return [{"start": round(s, 3), "end": round(e, 3), "mood": m} for s, e, m in sections]
+    return [{"start": round(float(s), 3), "end": round(float(e), 3), "mood": str(m)}
+            for s, e, m in sections]
 
 
 def mood_changes(tl: Timeline, *, window_s: float = WINDOW_S, min_jump: float = MIN_JUMP,
@@ -93,37 +95,33 @@ def mood_changes(tl: Timeline, *, window_s: float = WINDOW_S, min_jump: float = 
     """The strongest V-A jumps, strongest first (see the module docstring).
 
     Each is ``{"t", "jump", "from", "to", "valence_before", "arousal_before",
-    "valence_after", "arousal_after"}``: ``t`` in seconds, ``from``/``to`` the moods of
-    the mean positions before and after. Silent updates are left out of the means; a
-    side with less than half a window of sound does not count.
+    "valence_after", "arousal_after"}``: ``t`` in seconds, where the audio after the
+    change starts; ``from``/``to`` the moods of the mean positions before and after.
+    Silence is left out (a change across a pause is found too); a side with less than
+    half a window of sound does not count.
     """
-    n = len(tl)
+    sound = ~tl.silence
+    t, v, a = tl.t[sound], tl.valence[sound], tl.arousal[sound]
+    starts = (tl.t - tl.spans)[sound]
+    n = t.shape[0]
     if n < 2:
         return []
-    sound = ~tl.silence
-    step = float(np.median(np.diff(tl.t)))
-    need = max(1, int(np.ceil(0.5 * window_s / step - 1e-9)))
-    cum = {k: np.concatenate([[0.0], np.cumsum(np.where(sound, x, 0.0))])
-           for k, x in (("v", tl.valence), ("a", tl.arousal), ("n", sound.astype(float)))}
-    b = tl.t
-    lo = np.searchsorted(tl.t, b - window_s, side="right")
-    mid = np.arange(1, n + 1)  # updates with t <= b
-    hi = np.searchsorted(tl.t, b + window_s, side="right")
-
-    def mean(k, i, j):
-        return (cum[k][j] - cum[k][i]) / np.maximum(cum["n"][j] - cum["n"][i], 1)
-
-    n_before, n_after = cum["n"][mid] - cum["n"][lo], cum["n"][hi] - cum["n"][mid]
-    vb, ab, va, aa = mean("v", lo, mid), mean("a", lo, mid), mean("v", mid, hi), mean("a", mid, hi)
+    k = max(1, int(round(window_s / float(np.median(np.diff(tl.t))))))  # updates per window
+    cv, ca = np.concatenate([[0.0], np.cumsum(v)]), np.concatenate([[0.0], np.cumsum(a)])
+    mid = np.arange(1, n)  # boundary before sound update `mid`
+    lo, hi = np.maximum(mid - k, 0), np.minimum(mid + k, n)
+    vb, ab = (cv[mid] - cv[lo]) / (mid - lo), (ca[mid] - ca[lo]) / (mid - lo)
+    va, aa = (cv[hi] - cv[mid]) / (hi - mid), (ca[hi] - ca[mid]) / (hi - mid)
     jump = np.hypot(va - vb, aa - ab)
-    jump[(n_before < need) | (n_after < need)] = 0.0
+    jump[(mid - lo < (k + 1) // 2) | (hi - mid < (k + 1) // 2)] = 0.0
+    at = starts[mid]
     picked: list[int] = []
     for i in np.argsort(-jump, kind="stable"):
         if jump[i] < min_jump or len(picked) == max_changes:
             break
-        if all(abs(b[i] - b[j]) >= window_s for j in picked):
+        if all(abs(i - j) >= k for j in picked):  # a window of sound apart
             picked.append(int(i))
-    return [{"t": round(float(b[i]), 3), "jump": round(float(jump[i]), 4),
+    return [{"t": round(float(at[i]), 3), "jump": round(float(jump[i]), 4),
              "from": MOODS[quadrant_of(vb[i], ab[i])], "to": MOODS[quadrant_of(va[i], aa[i])],
              "valence_before": round(float(vb[i]), 4), "arousal_before": round(float(ab[i]), 4),
              "valence_after": round(float(va[i]), 4), "arousal_after": round(float(aa[i]), 4)}

@@ -132,3 +132,9 @@ def test_bad_timelines_name_the_file(tmp_path, text, message):
     with pytest.raises(MoodtrackError, match=message) as exc:
         read_timeline(path)
     assert str(path) in str(exc.value)
+
+
+def test_a_change_across_a_pause_is_found_where_the_sound_resumes():
+    _, tl = make_timeline([(20, -0.5, -0.5), (8, None, None), (20, 0.5, 0.5)])
+    (c,) = mood_changes(tl, window_s=5.0)
+    assert (c["from"], c["to"], c["t"]) == ("melancholic", "uplifting", pytest.approx(28.5))
