@@ -183,9 +183,13 @@ def run_processes(inputs: list[Path], *, options: AnalyzeOptions, jobs: int,
 
 def run_dask(inputs: list[Path], *, options: AnalyzeOptions, address: str,
              advance: Callable[[float], None]) -> Runner:
-    """The files as tasks on the Dask distributed cluster whose scheduler is ``address``."""
+    """The files as tasks on the Dask distributed cluster whose scheduler is ``address``.
+
+    Connects at once (an unreachable scheduler is a MoodtrackError here), then returns
+    the runner.
+    """
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise MoodtrackError("--dask needs Dask distributed: pip install 'moodtrack[dask]' on "
                              "this machine and on every worker") from None
@@ -195,6 +199,12 @@ def run_dask(inputs: list[Path], *, options: AnalyzeOptions, address: str,
         raise MoodtrackError(
             f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); start "
             "one with 'dask scheduler' and workers with 'dask worker ADDRESS'") from None
+    return _dask_results(client, inputs, options, advance)
+
+
+def _dask_results(client, inputs, options, advance) -> Runner:
+    from distributed import as_completed
+
     try:
         futures = client.map(analyze_file, [str(p) for p in inputs], options=options, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}

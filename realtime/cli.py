@@ -391,20 +391,20 @@ def cmd_analyze(args, cfg) -> int:
     console = Console(stderr=True)
     entries: list[dict | None] = [None] * len(inputs)
     failed: list[tuple[Path, str]] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-                  TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=False) as progress:
-        task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds),
-                                 files=f"0/{len(inputs)} files")
-        advance = lambda s: progress.advance(task, s)  # noqa: E731
-        if args.dask:
-            runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
-        elif args.jobs and args.jobs > 1:
-            runner = batch.run_processes(inputs, options=options, jobs=args.jobs,
-                                         advance=advance)
-        else:
-            runner = batch.run_serial(inputs, options=options, advance=advance)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                        TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, transient=False)
+    task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds),
+                             files=f"0/{len(inputs)} files")
+    advance = lambda s: progress.advance(task, s)  # noqa: E731
+    if args.dask:  # connects now: an unreachable scheduler stops the run before the bar
+        runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
+    elif args.jobs and args.jobs > 1:
+        runner = batch.run_processes(inputs, options=options, jobs=args.jobs, advance=advance)
+    else:
+        runner = batch.run_serial(inputs, options=options, advance=advance)
+    with progress:
         for done, (i, res) in enumerate(runner, start=1):
             f, csv_path = inputs[i], csv_paths[i]
             plot_path, error = None, res.error
