@@ -150,7 +150,11 @@ def run_serial(inputs: list[Path], *, options: AnalyzeOptions,
 
 
 def _init_worker(model: str) -> None:
-    """Process-pool initializer: one thread per worker for numerical code; the model."""
+    """Process-pool initializer: one thread per worker for numerical code; the model.
+    Ctrl-C is the parent's to handle (it stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     with contextlib.suppress(MoodtrackError):  # reported per file instead
@@ -163,7 +167,8 @@ def run_processes(inputs: list[Path], *, options: AnalyzeOptions, jobs: int,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
+                               mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(options.model,))
     try:
         pending = {pool.submit(analyze_file, str(p), options=options): i
@@ -177,8 +182,12 @@ def run_processes(inputs: list[Path], *, options: AnalyzeOptions, jobs: int,
                                                        f"{type(exc).__name__}: {exc}")
             advance(res.duration_s)
             yield i, res
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:  # Ctrl-C, or the caller gave up: stop now, not after each file
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def run_dask(inputs: list[Path], *, options: AnalyzeOptions, address: str,
