@@ -1,6 +1,6 @@
 """The ``moodtrack`` command line.
 
-Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``listen``, ``keys``; with none, ``live``
+Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``plot``, ``listen``, ``keys``; with none, ``live``
 on the default input device, or ``demo`` where there is none. Problems a user can fix
 are :class:`MoodtrackError` s: their message is printed and the exit status is 2.
 """
@@ -23,6 +23,8 @@ DEMO_PATH = Path(__file__).resolve().parent / "data" / "demo.ogg"
 #: Extensions ``analyze`` picks up when it walks a directory.
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                     ".w64", ".caf"}
+#: Output stems 'analyze' keeps for itself.
+RESERVED_STEMS = {"summary"}
 #: Seconds a stopped live run waits for the analysis thread before closing anyway.
 STOP_GRACE_S = 0.8
 
@@ -121,9 +123,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     ana = sub.add_parser("analyze", parents=[run], help="write mood timelines of audio files",
                          description="Analyse files and directories (recursively) as fast as "
-                                     "possible; write DIR/<file stem>.csv per input.")
+                                     "possible; write DIR/<file stem>.csv per input, and "
+                                     "DIR/summary.csv and DIR/summary.json for the run.")
     ana.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
     ana.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    ana.add_argument("--plot", action="store_true",
+                     help="also draw each timeline (DIR/<file stem>.png, see 'moodtrack plot')")
+    ana.add_argument("--plot-format", default="png", metavar="FORMAT",
+                     help="image format of --plot: png (default), svg or pdf")
+    where = ana.add_mutually_exclusive_group()
+    where.add_argument("-j", "--jobs", type=int, metavar="N",
+                       help="analyse N files at a time in worker processes of this machine")
+    where.add_argument("--dask", metavar="ADDRESS",
+                       help="run the files on a Dask distributed cluster (scheduler address, "
+                            "e.g. tcp://scheduler:8786); workers must reach the audio files "
+                            "and the model at the same paths")
+
+    plo = sub.add_parser("plot", help="draw a mood timeline (PNG, SVG or PDF)",
+                         description="Draw a CSV timeline: valence and arousal over time above "
+                                     "a ribbon of the mood, silence shaded, and the path on "
+                                     "the valence-arousal plane.")
+    plo.add_argument("timeline", metavar="TIMELINE.csv", help="a timeline written by moodtrack")
+    plo.add_argument("-o", "--out", metavar="IMAGE",
+                     help="output .png, .svg or .pdf (default: the timeline's name, .png)")
+    plo.add_argument("--title", help="title above the plot (default: name, length, main moods)")
 
     lis = sub.add_parser("listen", help="print the updates a running moodtrack publishes",
                          description="Subscribe to a moodtrack ZeroMQ publisher and print one "
@@ -427,8 +450,9 @@ def collect_inputs(paths: list[str]) -> list[Path]:
 
 
 def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
-    """``out_dir/<stem>.csv`` per input; a stem already taken gets its extension, then -N."""
-    taken: set[str] = set()
+    """``out_dir/<stem>.csv`` per input; a stem already taken (or ``summary``) gets its
+    extension, then -N."""
+    taken: set[str] = set(RESERVED_STEMS)
     names = []
     for f in inputs:
         for cand in (f.stem, f.name, *(f"{f.stem}-{k}" for k in range(2, 10_000))):
@@ -450,38 +474,16 @@ def _total_seconds(inputs: list[Path], seconds: float | None) -> float:
     return total
 
 
-def _analyze_file(path: Path, csv_path: Path, model, cfg, *, seconds, on_block) -> int:
-    """One file through the pipeline into a CSV; returns the update count.
-
-    ``on_block(s)`` is called with the seconds of audio of each block. A file that fails
-    leaves no CSV behind.
-    """
-    from realtime.sinks import CsvSink
-    from realtime.sources import FileSource
-    from realtime.stats import PipelineStats
-
-    with FileSource(path, paced=False, blocksize=65536) as src:
-        stats = PipelineStats()
-        sink = CsvSink(csv_path, flush=False)
-        try:
-            pipeline = _pipeline(model, cfg, sinks=[sink], stats=stats)
-            pipeline.run(src, seconds=seconds, on_block=lambda n: on_block(n / src.sample_rate))
-            sink.close()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                sink.close()
-            with contextlib.suppress(OSError):
-                os.remove(csv_path)
-            raise
-    return stats.updates
-
-
 def cmd_analyze(args, cfg) -> int:
     from rich.console import Console
     from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
+    from realtime import batch
+
     _check_seconds(args.seconds)
+    if args.jobs is not None and args.jobs < 1:
+        raise MoodtrackError(f"--jobs {args.jobs} must be at least 1")
     inputs = collect_inputs(args.paths)
     if not inputs:
         raise MoodtrackError(f"no audio files found in {' '.join(args.paths)} (looked for "
@@ -491,29 +493,71 @@ def cmd_analyze(args, cfg) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MoodtrackError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
-    model = _load_model(cfg)
+    plot_format = args.plot_format.lower().lstrip(".") if args.plot else None
+    if plot_format:
+        from realtime.plot import PLOT_FORMATS
+
+        if plot_format not in PLOT_FORMATS:
+            raise MoodtrackError(f"--plot-format {args.plot_format} is not one of "
+                                 f"{', '.join(PLOT_FORMATS)}")
+    options = batch.AnalyzeOptions.from_config(cfg, seconds=args.seconds, plot_format=plot_format)
+    batch.load_model(options.model)  # a bad model stops the run here, with status 2
+    csv_paths = output_names(inputs, out_dir)
     console = Console(stderr=True)
+    entries: list[dict | None] = [None] * len(inputs)
     failed: list[tuple[Path, str]] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/"
-                  "{task.total:.0f} s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds))
-        for f, csv_path in zip(inputs, output_names(inputs, out_dir)):
-            progress.update(task, description=f.name[-40:])
-            try:
-                updates = _analyze_file(f, csv_path, model, cfg, seconds=args.seconds,
-                                        on_block=lambda s: progress.advance(task, s))
-            except MoodtrackError as exc:
-                failed.append((f, str(exc)))
-                progress.console.print(f"[red]failed[/] {f}: {exc}", highlight=False)
-                continue
-            progress.console.print(f"[green]ok[/] {f} -> {csv_path} ({updates} updates)",
-                                   highlight=False)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                        TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, transient=False)
+    task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds),
+                             files=f"0/{len(inputs)} files")
+    advance = lambda s: progress.advance(task, s)  # noqa: E731
+    if args.dask:  # connects now: an unreachable scheduler stops the run before the bar
+        runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
+    elif args.jobs and args.jobs > 1:
+        runner = batch.run_processes(inputs, options=options, jobs=args.jobs, advance=advance)
+    else:
+        runner = batch.run_serial(inputs, options=options, advance=advance)
+    with progress:
+        for done, (i, res) in enumerate(runner, start=1):
+            f, csv_path = inputs[i], csv_paths[i]
+            plot_path, error = None, res.error
+            if error is None:
+                try:
+                    plot_path = batch.write_outputs(res, csv_path, plot_format=plot_format)
+                except MoodtrackError as exc:
+                    error = str(exc)
+            entries[i] = {"file": str(f), "timeline": None if error else csv_path.name,
+                          "plot": plot_path.name if plot_path else None, "error": error,
+                          "summary": None if error else res.summary}
+            progress.update(task, description=f.name[-40:], files=f"{done}/{len(inputs)} files")
+            if error:
+                failed.append((f, error))
+                progress.console.print(f"[red]failed[/] {f}: {error}", highlight=False)
+            else:
+                progress.console.print(f"[green]ok[/] {f} -> {csv_path} ({len(res.updates)} "
+                                       "updates)", highlight=False)
+    summary_csv, _ = batch.write_run_summary(out_dir, entries)
+    print(f"moodtrack analyze: summary of {len(inputs)} file(s) in {summary_csv} and "
+          f"{summary_csv.with_suffix('.json')}", file=sys.stderr)
     if failed:
         print(f"moodtrack analyze: {len(failed)} of {len(inputs)} file(s) failed:", file=sys.stderr)
         for f, why in failed:
             print(f"  {f}: {why}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from realtime.plot import plot_format, save_plot
+    from realtime.timeline import read_timeline
+
+    src = Path(args.timeline)
+    out = Path(args.out) if args.out else src.with_suffix(".png")
+    plot_format(out)  # a bad extension is refused before any work
+    path = save_plot(read_timeline(src), out, title=args.title)
+    print(f"moodtrack plot: {src} -> {path}", file=sys.stderr)
     return 0
 
 
@@ -559,6 +603,8 @@ def _main(argv: list[str]) -> int:
             return 0
         if args.command == "devices":
             return cmd_devices(args)
+        if args.command == "plot":
+            return cmd_plot(args)
         if args.command == "listen":
             from realtime.listen import listen
 

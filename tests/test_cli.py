@@ -70,7 +70,8 @@ def test_analyze_writes_timelines_and_reports_the_broken_file(audio_dir, tmp_pat
     err = capsys.readouterr().err
     assert rc == 1
     assert "1 of 4 file(s) failed" in err and "broken.wav" in err
-    assert sorted(p.name for p in out.iterdir()) == ["one.csv", "three.csv", "two.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["one.csv", "summary.csv", "summary.json",
+                                                     "three.csv", "two.csv"]
     timelines = {n: _read_csv(out / f"{n}.csv") for n in ("one", "two", "three")}
     for rows in timelines.values():
         _check_timeline(rows, seconds=5.0)

@@ -1,0 +1,291 @@
+"""``analyze`` at library scale: one per-file function, run serially, in processes or on Dask.
+
+:func:`analyze_file` turns one audio file into a :class:`FileResult` (the updates of its
+timeline, its summary, optionally its plot as bytes) and writes nothing, so the same
+function runs in this process, in a :class:`~concurrent.futures.ProcessPoolExecutor`
+(``--jobs N``) or on the workers of a Dask distributed cluster (``--dask ADDRESS``). The
+results come back to the client, which writes every output itself: the output directory
+need not be reachable by the workers, but the audio files and the model must be, at the
+same paths. A failing file gives a failed result; it never stops the others.
+
+This module imports nothing heavy at the top, so a worker process can limit the threads
+of numerical libraries before they load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from realtime.errors import MoodtrackError
+from realtime.mood import MoodUpdate
+
+#: Frames read per block from a file.
+BLOCK_FRAMES = 65536
+#: Seconds to wait for a Dask scheduler to answer.
+DASK_CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """What the per-file work needs, picklable: ``model`` (absolute ONNX path),
+    ``update_hz`` (updates per second), ``smoothing_s`` and ``seconds`` (seconds; None =
+    the whole file), ``silence_db`` (dBFS), ``plot_format`` (``"png"``, ``"svg"``,
+    ``"pdf"`` or None for no plot)."""
+
+    model: str
+    update_hz: float = 2.0
+    smoothing_s: float = 2.0
+    silence_db: float = -60.0
+    seconds: float | None = None
+    plot_format: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: dict, *, seconds: float | None = None,
+                    plot_format: str | None = None) -> AnalyzeOptions:
+        from realtime.model import default_model_path
+
+        a = cfg["analysis"]
+        model = Path(a["model"]) if a["model"] else default_model_path()
+        return cls(model=str(model.absolute()), update_hz=a["update_hz"],
+                   smoothing_s=a["smoothing_s"], silence_db=a["silence_db"],
+                   seconds=seconds, plot_format=plot_format)
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input: ``updates`` of its timeline, ``duration_s`` (seconds of
+    audio analysed), ``summary`` (see :func:`realtime.summary.summarize`), ``plot``
+    (image bytes or None); a failed file has only ``error``."""
+
+    path: str
+    updates: list[MoodUpdate] = field(default_factory=list)
+    duration_s: float = 0.0
+    summary: dict | None = None
+    plot: bytes | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# ------------------------------------------------------------------------ per-file work
+_models: dict = {}
+_models_lock = threading.Lock()
+
+
+def load_model(path: str):
+    """The :class:`~realtime.model.MoodModel` at ``path``, loaded once per process."""
+    from realtime.model import MoodModel
+
+    with _models_lock:
+        if path not in _models:
+            _models[path] = MoodModel(path)
+        return _models[path]
+
+
+def analyze_file(path: str | os.PathLike, *, options: AnalyzeOptions,
+                 on_block: Callable[[float], None] | None = None) -> FileResult:
+    """One file through the live pipeline, unpaced; never raises for a bad file.
+
+    ``on_block(seconds)`` is called with the seconds of audio of each block read.
+    """
+    try:
+        return _analyze(Path(path), options, on_block)
+    except MoodtrackError as exc:
+        return FileResult(str(path), error=str(exc))
+    except Exception as exc:  # a bug must not stop a library run: report it with the file
+        return FileResult(str(path), error=f"unexpected {type(exc).__name__}: {exc} "
+                                           "(please report this)")
+
+
+def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
+    from realtime.pipeline import Pipeline
+    from realtime.sources import FileSource
+    from realtime.summary import summarize
+    from realtime.timeline import Timeline
+
+    model = load_model(o.model)
+    with FileSource(path, paced=False, blocksize=BLOCK_FRAMES) as src:
+        updates: list[MoodUpdate] = []
+        pipeline = Pipeline(model, update_hz=o.update_hz, smoothing_s=o.smoothing_s,
+                            silence_db=o.silence_db, sinks=[_Collect(updates)])
+        pipeline.run(src, seconds=o.seconds, on_block=None if on_block is None else
+                     lambda n: on_block(n / src.sample_rate))
+        duration = pipeline.frames_in / src.sample_rate
+    tl = Timeline.from_updates(updates, name=path.name)
+    plot = None
+    if o.plot_format:
+        from realtime.plot import plot_bytes
+
+        plot = plot_bytes(tl, o.plot_format)
+    return FileResult(str(path), updates, duration, summarize(tl, duration_s=duration), plot)
+
+
+class _Collect:
+    """A sink keeping the updates in a list."""
+
+    def __init__(self, out: list):
+        self.emit = out.append
+
+
+# ----------------------------------------------------------------------------- runners
+#: A runner yields (index of the input, its result) as files finish, and calls
+#: ``advance(seconds)`` as audio is analysed (per block serially, per file otherwise).
+Runner = Iterator[tuple[int, FileResult]]
+
+
+def run_serial(inputs: list[Path], *, options: AnalyzeOptions,
+               advance: Callable[[float], None]) -> Runner:
+    """The files one after the other, in this process."""
+    for i, p in enumerate(inputs):
+        yield i, analyze_file(p, options=options, on_block=advance)
+
+
+def _init_worker(model: str) -> None:
+    """Process-pool initializer: one thread per worker for numerical code; the model.
+    Ctrl-C is the parent's to handle (it stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    with contextlib.suppress(MoodtrackError):  # reported per file instead
+        load_model(model)
+
+
+def run_processes(inputs: list[Path], *, options: AnalyzeOptions, jobs: int,
+                  advance: Callable[[float], None]) -> Runner:
+    """The files on ``jobs`` worker processes of this machine ('spawn' start method)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(options.model,))
+    try:
+        pending = {pool.submit(analyze_file, str(p), options=options): i
+                   for i, p in enumerate(inputs)}
+        for fut in as_completed(pending):
+            i = pending.pop(fut)
+            try:
+                res = fut.result()
+            except Exception as exc:  # the worker process died (killed, out of memory)
+                res = FileResult(str(inputs[i]), error=f"worker process failed: "
+                                                       f"{type(exc).__name__}: {exc}")
+            advance(res.duration_s)
+            yield i, res
+    except BaseException:  # Ctrl-C, or the caller gave up: stop now, not after each file
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def run_dask(inputs: list[Path], *, options: AnalyzeOptions, address: str,
+             advance: Callable[[float], None]) -> Runner:
+    """The files as tasks on the Dask distributed cluster whose scheduler is ``address``.
+
+    Connects at once (an unreachable scheduler is a MoodtrackError here), then returns
+    the runner.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MoodtrackError("--dask needs Dask distributed: pip install 'moodtrack[dask]' on "
+                             "this machine and on every worker") from None
+    try:
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise MoodtrackError(
+            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); start "
+            "one with 'dask scheduler' and workers with 'dask worker ADDRESS'") from None
+    return _dask_results(client, inputs, options, advance)
+
+
+def _dask_results(client, inputs, options, advance) -> Runner:
+    from distributed import as_completed
+
+    try:
+        futures = client.map(analyze_file, [str(p) for p in inputs], options=options, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        pending = as_completed(futures)
+        del futures  # each result is dropped from the cluster once it is here
+        for fut in pending:
+            i = index[fut.key]
+            try:
+                res = fut.result()
+            except Exception as exc:  # the task could not run (worker lost, import error)
+                res = FileResult(str(inputs[i]), error=f"Dask task failed: "
+                                                       f"{type(exc).__name__}: {exc}")
+            fut.release()
+            advance(res.duration_s)
+            yield i, res
+    finally:
+        client.close()
+
+
+# ----------------------------------------------------------------------------- outputs
+def write_outputs(result: FileResult, csv_path: Path, *, plot_format: str | None) -> Path | None:
+    """Write a successful result's CSV timeline and its plot (beside it: same stem,
+    ``plot_format`` extension); returns the plot's path. A failed write is a
+    MoodtrackError and leaves neither file."""
+    from realtime.sinks import CsvSink
+
+    plot_path = csv_path.with_name(f"{csv_path.stem}.{plot_format}") if plot_format else None
+    try:
+        sink = CsvSink(csv_path, flush=False)
+        try:
+            for u in result.updates:
+                sink.emit(u)
+        finally:
+            sink.close()
+        if plot_path is not None and result.plot is not None:
+            try:
+                plot_path.write_bytes(result.plot)
+            except OSError as exc:
+                raise MoodtrackError(f"cannot write the plot {plot_path}: "
+                                     f"{exc.strerror or exc}") from None
+    except BaseException:
+        for p in (csv_path, plot_path):
+            if p is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(p)
+        raise
+    return plot_path
+
+
+def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
+    """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything).
+
+    ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``.
+    """
+    from realtime.summary import SUMMARY_COLUMNS, summary_row
+
+    csv_path, json_path = out_dir / "summary.csv", out_dir / "summary.json"
+    try:
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+            w.writeheader()
+            for e in entries:
+                row = summary_row(e["summary"], file=e["file"], error=e["error"])
+                if e["summary"] is not None:
+                    row["timeline"] = e["timeline"]
+                w.writerow(row)
+        files = [{"file": e["file"], "timeline": e["timeline"], "plot": e["plot"],
+                  "error": e["error"], **{k: v for k, v in (e["summary"] or {}).items()
+                                          if k != "timeline"}} for e in entries]
+        json_path.write_text(json.dumps({"files": files}, indent=1, allow_nan=False) + "\n",
+                             encoding="utf-8")
+    except OSError as exc:
+        raise MoodtrackError(f"cannot write the run summary in {out_dir}: "
+                             f"{exc.strerror or exc}") from None
+    return csv_path, json_path
