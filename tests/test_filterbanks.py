@@ -2,7 +2,6 @@
 
 import librosa
 import numpy as np
-import pytest
 
 from realtime import filterbanks
 from realtime.features import FeatureExtractor, spectral_shape
