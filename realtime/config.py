@@ -141,7 +141,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
                                lo=0.05, hi=3600.0, zero_ok=True),
         "zmq_delay_ms": Option("float", 0.0, "delay of ZeroMQ mood messages in milliseconds "
                                "(to line up with late audio)", lo=0.0, hi=10000.0),
-        "refresh_hz": Option("float", 10.0, "dashboard refreshes per second", lo=0.5, hi=60.0),
+        "refresh_hz": Option("float", 5.0, "most dashboard redraws per second (only on change)",
+                             lo=0.5, hi=60.0),
         "history_s": Option("float", 180.0, "seconds of history the dashboard shows",
                             lo=10.0, hi=3600.0),
     },

@@ -316,20 +316,31 @@ def render(snapshot: Snapshot) -> RenderableType:
     return Group(*parts)
 
 
-class Dashboard:
-    """The live dashboard sink. ``refresh_hz``: redraws per second; ``history_s``:
-    seconds of audio the sparklines cover; ``console``: a rich Console (default stdout)."""
+#: Counters that change with every block but are not drawn: no reason to redraw.
+_NOT_SHOWN = frozenset({"blocks", "updates", "nonfinite_samples"})
 
-    def __init__(self, stats: PipelineStats, *, refresh_hz: float = 10.0,
+
+class Dashboard:
+    """The live dashboard sink. ``refresh_hz``: most redraws per second; ``history_s``:
+    seconds of audio the sparklines cover; ``console``: a rich Console (default stdout).
+
+    A drawing thread checks ``refresh_hz`` times a second whether anything shown has
+    changed (a new update, a counter, the terminal size, the uptime's second) and only
+    then renders and redraws: a frame costs milliseconds of CPU, mostly in rich.
+    """
+
+    def __init__(self, stats: PipelineStats, *, refresh_hz: float = 5.0,
                  history_s: float = 180.0, console: Console | None = None):
         self.stats = stats
         self.history_s = float(history_s)
         self.console = console or Console()
         self._history: deque[MoodUpdate] = deque()
         self._lock = threading.Lock()
-        self._live = Live(console=self.console, refresh_per_second=refresh_hz,
-                          get_renderable=self._frame, transient=False)
+        self.refresh_hz = float(refresh_hz)
+        self._live = Live(console=self.console, auto_refresh=False, transient=False)
         self._started = self._closed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def emit(self, update: MoodUpdate) -> None:
         with self._lock:
@@ -353,15 +364,39 @@ class Dashboard:
     def _frame(self) -> RenderableType:
         return render(self.snapshot())
 
+    @staticmethod
+    def _shown(snap: Snapshot) -> tuple:
+        """What a frame shows, to tell whether a redraw would change anything."""
+        stats = {k: v for k, v in snap.stats.items() if k not in _NOT_SHOWN}
+        stats["uptime_s"] = int(stats.get("uptime_s", 0))
+        last = snap.history[-1].seq if snap.history else None
+        return last, len(snap.history), snap.width, snap.height, tuple(sorted(stats.items()))
+
+    def _draw_loop(self) -> None:
+        shown = None
+        while not self._stop.wait(1.0 / self.refresh_hz):
+            snap = self.snapshot()
+            key = self._shown(snap)
+            if key != shown:
+                shown = key
+                self._live.update(render(snap), refresh=True)
+
     def start(self) -> None:
         if not self._started and not self._closed:
             self._started = True
             self._live.start()
+            self._live.update(self._frame(), refresh=True)
+            self._thread = threading.Thread(target=self._draw_loop, name="dashboard",
+                                            daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._started:
-            self._live.refresh()
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=2.0)
+            self._live.update(self._frame(), refresh=True)
             self._live.stop()

@@ -201,3 +201,28 @@ def test_light_colour_swatch_in_its_colour():
     narrow = "\n".join(text_of(snap([u], width=60)))
     assert "██" in narrow  # the swatch stays when the hex code does not fit
     assert "#ff8000" not in "\n".join(text_of(snap([make_update(0)])))  # no colour: none
+
+
+def test_redraws_only_when_what_is_shown_changes(monkeypatch):
+    import realtime.dashboard as dash
+
+    calls = []
+    real = dash.render
+    monkeypatch.setattr(dash, "render", lambda s: calls.append(s) or real(s))
+    stats = PipelineStats(device="test")
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, height=30)
+    d = Dashboard(stats, refresh_hz=50.0, console=console)
+    d.start()
+    try:
+        time.sleep(0.3)
+        idle = len(calls)
+        stats.blocks += 100  # not shown: no redraw
+        time.sleep(0.3)
+        assert len(calls) - idle <= 1  # at most the uptime's second ticking over
+        before = len(calls)
+        d.emit(make_update(seq=0, t=1.0))
+        time.sleep(0.2)
+        assert len(calls) > before
+    finally:
+        d.close()
+    assert idle <= 3  # 15 chances to redraw in 0.3 s at 50 Hz, nothing changed
