@@ -86,7 +86,7 @@ def _time_axes(ax, ribbon, tl: Timeline) -> None:
     ax.plot(tl.t, a, color=AROUSAL_COLOUR, lw=2.0, label="arousal (+ energetic)")
     for c in mood_changes(tl):
         ax.axvline(c["t"], color="#333333", lw=1.0, ls=(0, (4, 3)))
-        ax.annotate(f"{c['from']} \u2192 {c['to']}", (c["t"], 1.0), xytext=(2, -3),
+        ax.annotate(c["label"].replace("->", " \u2192 "), (c["t"], 1.0), xytext=(2, -3),
                     textcoords="offset points", rotation=90, va="top", ha="left",
                     fontsize=8.5, color="#222222",
                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none",

@@ -94,9 +94,10 @@ def mood_changes(tl: Timeline, *, window_s: float = WINDOW_S, min_jump: float = 
                  max_changes: int = MAX_CHANGES) -> list[dict]:
     """The strongest V-A jumps, strongest first (see the module docstring).
 
-    Each is ``{"t", "jump", "from", "to", "valence_before", "arousal_before",
+    Each is ``{"t", "jump", "from", "to", "label", "valence_before", "arousal_before",
     "valence_after", "arousal_after"}``: ``t`` in seconds, where the audio after the
-    change starts; ``from``/``to`` the moods of the mean positions before and after.
+    change starts; ``from``/``to`` the moods of the mean positions before and after;
+    ``label`` names the change (see :func:`change_label`).
     Silence is left out (a change across a pause is found too); a side with less than
     half a window of sound does not count.
     """
@@ -123,6 +124,7 @@ def mood_changes(tl: Timeline, *, window_s: float = WINDOW_S, min_jump: float = 
             picked.append(int(i))
     return [{"t": round(float(at[i]), 3), "jump": round(float(jump[i]), 4),
              "from": MOODS[quadrant_of(vb[i], ab[i])], "to": MOODS[quadrant_of(va[i], aa[i])],
+             "label": change_label(vb[i], ab[i], va[i], aa[i]),
              "valence_before": round(float(vb[i]), 4), "arousal_before": round(float(ab[i]), 4),
              "valence_after": round(float(va[i]), 4), "arousal_after": round(float(aa[i]), 4)}
             for i in picked]
@@ -155,9 +157,22 @@ def summarize(tl: Timeline, *, duration_s: float | None = None, hold_s: float = 
     }
 
 
+def change_label(v_before: float, a_before: float, v_after: float, a_after: float) -> str:
+    """``"calm->tense"`` across quadrants; within one, the mood and the larger move:
+    e.g. ``"melancholic, calmer"`` or ``"uplifting, more positive"``."""
+    before = MOODS[quadrant_of(v_before, a_before)]
+    after = MOODS[quadrant_of(v_after, a_after)]
+    if before != after:
+        return f"{before}->{after}"
+    dv, da = v_after - v_before, a_after - a_before
+    if abs(da) >= abs(dv):
+        return f"{before}, {'more energetic' if da > 0 else 'calmer'}"
+    return f"{before}, {'more positive' if dv > 0 else 'more negative'}"
+
+
 def describe_change(change: dict) -> str:
     """e.g. ``"1:32 calm->tense (0.84)"``."""
-    return f"{format_time(change['t'])} {change['from']}->{change['to']} ({change['jump']:.2f})"
+    return f"{format_time(change['t'])} {change['label']} ({change['jump']:.2f})"
 
 
 def summary_row(summary: dict | None, *, file: str, error: str | None = None) -> dict:
@@ -174,7 +189,7 @@ def summary_row(summary: dict | None, *, file: str, error: str | None = None) ->
     changes = summary["changes"]
     if changes:
         row.update(strongest_change_t=changes[0]["t"],
-                   strongest_change=f"{changes[0]['from']}->{changes[0]['to']}",
+                   strongest_change=changes[0]["label"],
                    strongest_change_jump=changes[0]["jump"])
         row["changes"] = "; ".join(describe_change(c) for c in changes)
     return {k: "" if v is None else v for k, v in row.items()}

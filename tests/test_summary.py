@@ -138,3 +138,11 @@ def test_a_change_across_a_pause_is_found_where_the_sound_resumes():
     _, tl = make_timeline([(20, -0.5, -0.5), (8, None, None), (20, 0.5, 0.5)])
     (c,) = mood_changes(tl, window_s=5.0)
     assert (c["from"], c["to"], c["t"]) == ("melancholic", "uplifting", pytest.approx(28.5))
+
+
+def test_changes_within_one_mood_say_which_way():
+    from realtime.summary import change_label
+
+    assert change_label(-0.5, -0.2, -0.5, -0.8) == "melancholic, calmer"
+    assert change_label(0.2, 0.3, 0.8, 0.4) == "uplifting, more positive"
+    assert change_label(0.5, -0.5, -0.5, 0.5) == "calm->tense"
