@@ -16,7 +16,7 @@ import numpy as np
 
 from realtime.errors import MoodtrackError
 from realtime.mood import SILENCE
-from realtime.summary import format_time, mood_changes, mood_segments, time_in_moods
+from realtime.summary import format_time, mood_changes, time_in_moods
 from realtime.timeline import Timeline
 
 #: matplotlib colours of the moods: the terminal's MOOD_COLOURS, as print-friendly hues.
@@ -82,8 +82,9 @@ def _time_axes(ax, ribbon, tl: Timeline) -> None:
     v = np.where(silent, np.nan, tl.valence)
     a = np.where(silent, np.nan, tl.arousal)
     ax.axhline(0, color="#555555", lw=0.8)
-    ax.plot(tl.t, v, color=VALENCE_COLOUR, lw=2.0, label="valence (+ positive)")
-    ax.plot(tl.t, a, color=AROUSAL_COLOUR, lw=2.0, label="arousal (+ energetic)")
+    dots = "o" if len(tl) < 30 else None  # a few updates: show each one
+    ax.plot(tl.t, v, color=VALENCE_COLOUR, lw=2.0, marker=dots, label="valence (+ positive)")
+    ax.plot(tl.t, a, color=AROUSAL_COLOUR, lw=2.0, marker=dots, label="arousal (+ energetic)")
     for c in mood_changes(tl):
         ax.axvline(c["t"], color="#333333", lw=1.0, ls=(0, (4, 3)))
         ax.annotate(c["label"].replace("->", " \u2192 "), (c["t"], 1.0), xytext=(2, -3),
@@ -102,24 +103,26 @@ def _time_axes(ax, ribbon, tl: Timeline) -> None:
         handles.append(Patch(color=PLOT_COLOURS[SILENCE], alpha=0.35, label="silence"))
     ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3,
               fontsize=9.5, frameon=False, borderaxespad=0.2)
-    # The ribbon: the mood of every update, its held sections named.
+    # The ribbon: the mood of every update.
     for mood, colour in PLOT_COLOURS.items():
         sel = tl.mood == mood
         if sel.any():
             ribbon.broken_barh(list(zip(starts[sel], tl.spans[sel])), (0, 1), color=colour,
                                lw=0)
-    for seg in mood_segments(tl):
-        if seg["end"] - seg["start"] >= 0.07 * end:
-            ribbon.text((seg["start"] + seg["end"]) / 2, 0.5, seg["mood"], ha="center",
-                        va="center", fontsize=10, fontweight="bold",
-                        color=_TEXT_ON.get(seg["mood"], "white"))
+        for s, e in _runs(starts, tl.t, sel):  # named where it lasts long enough
+            if e - s >= 0.07 * end:
+                ribbon.text((s + e) / 2, 0.5, mood, ha="center", va="center", fontsize=10,
+                            fontweight="bold", color=_TEXT_ON.get(mood, "white"))
     ribbon.set_xlim(0, end)
     ribbon.set_ylim(0, 1)
     ribbon.set_yticks([])
     ribbon.set_ylabel("mood", rotation=0, ha="right", va="center")
-    ribbon.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 1.5, 2, 3, 5, 6, 10]))
-    ribbon.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_time(x)))
-    ribbon.set_xlabel("time (m:ss)")
+    if end >= 30:
+        ribbon.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 1.5, 2, 3, 5, 6, 10]))
+        ribbon.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_time(x)))
+        ribbon.set_xlabel("time (m:ss)")
+    else:
+        ribbon.set_xlabel("time (s)")
     for side in ("top", "right", "left"):
         ribbon.spines[side].set_visible(False)
 
