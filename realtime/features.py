@@ -196,10 +196,6 @@ class FeatureExtractor:
         self._chroma_delta = np.zeros(self._frame_cap, dtype=np.float32)
         self._k_update = 1
 
-    @property
-    def samples_seen(self) -> int:
-        return self._ring.total
-
     def update_end(self, k: int) -> int:
         """Absolute end sample of update ``k`` (k >= 1)."""
         return int(round(k * self.sample_rate / self.update_hz))
