@@ -21,14 +21,14 @@ from realtime import filterbanks
 
 from realtime.ringbuffer import RingBuffer
 
-FEATURE_VERSION = "mt-feat-2"
+FEATURE_VERSION = "mt-feat-4"
 
 #: Names of the per-frame features that get window statistics (chroma is handled apart).
 FRAME_NAMES: tuple[str, ...] = (
     *(f"mfcc{i:02d}" for i in range(20)),
     *(f"contrast{i}" for i in range(7)),
     "centroid", "bandwidth", "rolloff", "flatness", "rms_db", "zcr", "flux",
-    "flux_low", "flux_high",
+    "flux_low", "flux_high", "dissonance", "pitch_height",
 )
 _N_FRAME = len(FRAME_NAMES)
 _N_CHROMA = 12
@@ -36,7 +36,20 @@ _I_RMS = FRAME_NAMES.index("rms_db")
 _I_FLUX = FRAME_NAMES.index("flux")
 _I_FLUX_LOW = FRAME_NAMES.index("flux_low")
 _I_FLUX_HIGH = FRAME_NAMES.index("flux_high")
+_I_DISSONANCE = FRAME_NAMES.index("dissonance")
+_I_PITCH = FRAME_NAMES.index("pitch_height")
 _N_MFCC_DELTA = 13
+#: Frame features whose 3-s mean is also given relative to their slow running mean.
+RELATIVE_NAMES: tuple[str, ...] = ("rms_db", "centroid", "flux", "flatness", "dissonance", "pitch_height")
+_I_RELATIVE = np.array([FRAME_NAMES.index(n) for n in RELATIVE_NAMES])
+#: Time constant of that running mean (seconds).
+RELATIVE_TAU_S = 30.0
+#: Magnitude floor for spectral contrast and dissonance peaks (about -100 dBFS per bin
+#: with the 2048 Hann window): keeps near-empty bands out of reach of FFT rounding.
+_MAG_FLOOR = 1e-3
+#: Spectral peaks per frame used by the sensory dissonance, and their range (Hz).
+_N_PEAKS = 12
+_PEAK_RANGE_HZ = (50.0, 5000.0)
 
 #: Window-level feature names, in the order of the vector a model receives.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -50,6 +63,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"mfcc_delta{i:02d}" for i in range(_N_MFCC_DELTA)),
     *(f"chroma_rel{i:02d}" for i in range(_N_CHROMA)),
     "triad_major", "triad_minor", "triad_mode", "chroma_entropy", "low_energy",
+    # mt-feat-4: 3-s means relative to the running mean of the stream (within-piece change).
+    *(f"{n}_rel" for n in RELATIVE_NAMES),
 )
 
 # Krumhansl-Kessler key profiles, C major and C minor.
@@ -149,6 +164,12 @@ class FeatureExtractor:
         mel_centres = fb["mel_centres"]
         self._mel_low = mel_centres < 250.0
         self._mel_high = mel_centres > 4000.0
+        # Register: power-weighted mean log2 frequency of the mel bands in 100..2000 Hz.
+        self._pitch_bands = (mel_centres >= 100.0) & (mel_centres <= 2000.0)
+        self._pitch_log2 = np.log2(mel_centres[self._pitch_bands] / 440.0)
+        lo, hi = np.searchsorted(self._freqs, _PEAK_RANGE_HZ)
+        self._peak_bins = (int(max(lo, 1)), int(min(hi, self._freqs.size - 1)))
+        self._peak_tiebreak = -np.arange(1, self._peak_bins[1] - self._peak_bins[0] + 1, dtype=np.float32)
 
         fps = sr / self.hop_length
         self.frames_per_second = fps
@@ -158,6 +179,7 @@ class FeatureExtractor:
         # Tempo search range 50..220 BPM in frame lags.
         self._lag_min = int(np.floor(60.0 * fps / 220.0))
         self._lag_max = int(np.ceil(60.0 * fps / 50.0))
+        self._ema_decay = float(np.exp(-1.0 / (RELATIVE_TAU_S * fps)))
 
         self._ring = RingBuffer(self.n_fft + self._chunk)
         # Frame-feature ring: context frames plus the frames one chunk can add.
@@ -167,6 +189,8 @@ class FeatureExtractor:
         self._frame_power = np.zeros(self._frame_cap, dtype=np.float64)
         # Per-frame chord statistics (see _chord_stats): tonal, major, minor, maj-min, entropy.
         self._frame_chord = np.zeros((self._frame_cap, 5), dtype=np.float64)
+        # Bias-corrected running mean of the RELATIVE_NAMES features at every frame.
+        self._frame_ema = np.zeros((self._frame_cap, len(RELATIVE_NAMES)), dtype=np.float64)
         self.reset()
 
     # ----------------------------------------------------------------- public API
@@ -195,6 +219,7 @@ class FeatureExtractor:
         self._prev_chroma: np.ndarray | None = None
         self._chroma_delta = np.zeros(self._frame_cap, dtype=np.float32)
         self._k_update = 1
+        self._ema_state = np.zeros(len(RELATIVE_NAMES))  # un-normalised running mean
 
     def update_end(self, k: int) -> int:
         """Absolute end sample of update ``k`` (k >= 1)."""
@@ -251,12 +276,26 @@ class FeatureExtractor:
         self._frame_chord[idx] = _chord_stats(chroma)
         self._frame_power[idx] = power
         self._chroma_delta[idx] = cdelta
+        self._frame_ema[idx] = self._running_mean(feat[:, _I_RELATIVE], first)
         self._n_frames = stop
+
+    def _running_mean(self, x: np.ndarray, first: int) -> np.ndarray:
+        """Exponential running mean (time constant RELATIVE_TAU_S) of frames ``first``..,
+        bias-corrected so that early frames get the plain mean of the stream so far."""
+        if x.shape[0] > 256:  # keep d^-k near 1 (see below)
+            return np.vstack([self._running_mean(x[i:i + 256], first + i) for i in range(0, x.shape[0], 256)])
+        d = self._ema_decay
+        k = np.arange(1, x.shape[0] + 1, dtype=np.float64)[:, None]
+        # m_k = d^k * (m_0 + (1 - d) * sum_{j<=k} d^-j x_j), exact to rounding for k <= 256.
+        m = d ** k * (self._ema_state[None, :] + (1.0 - d) * np.cumsum(d ** -k * x, axis=0))
+        self._ema_state = m[-1].copy()
+        n = np.arange(first + 1, first + 1 + x.shape[0], dtype=np.float64)
+        return m / -np.expm1(n * np.log(d))[:, None]
 
     def _frame_features(self, frames: np.ndarray):
         """Per-frame features of an (n, n_fft) frame matrix."""
         sr = self.sample_rate
-        spec = np.fft.rfft(frames * self._window, axis=1)
+        spec = scipy.fft.rfft(frames * self._window, axis=1)
         mag = np.abs(spec).astype(np.float32)  # (n, bins)
         pw = mag * mag
         mel = pw @ self._mel_fb_t
@@ -284,6 +323,11 @@ class FeatureExtractor:
         feat[:, 31] = rms_db / 10.0
         feat[:, 32] = zcr
         feat[:, 33:36] = 0.0  # flux, flux_low, flux_high: filled by the caller
+        feat[:, _I_DISSONANCE] = self._dissonance(mag)
+        pm = mel[:, self._pitch_bands]
+        psum = pm.sum(axis=1)
+        quiet = psum < 1e-8
+        feat[:, _I_PITCH] = np.where(quiet, 0.0, (pm @ self._pitch_log2) / np.where(quiet, 1.0, psum))
         return feat, chroma.astype(np.float32), power, logmel
 
     def _contrast(self, mag: np.ndarray) -> np.ndarray:
@@ -297,8 +341,29 @@ class FeatureExtractor:
             band = np.sort(mag[:, lo:hi], axis=1)
             valley = band[:, :q].mean(axis=1)
             peak = band[:, -q:].mean(axis=1)
-            out[:, k] = 10.0 * (np.log10(np.maximum(peak, 1e-10)) - np.log10(np.maximum(valley, 1e-10)))
+            out[:, k] = 10.0 * (np.log10(np.maximum(peak, _MAG_FLOOR)) - np.log10(np.maximum(valley, _MAG_FLOOR)))
         return out
+
+    def _dissonance(self, mag: np.ndarray) -> np.ndarray:
+        """Sensory dissonance of each frame (Sethares' Plomp-Levelt model) over its
+        strongest spectral peaks in 50..5000 Hz, amplitudes normalised to sum 1."""
+        lo, hi = self._peak_bins
+        m = mag[:, lo:hi]
+        peak = (m > mag[:, lo - 1:hi - 1]) & (m >= mag[:, lo + 1:hi + 1]) & (m > _MAG_FLOOR)
+        # Non-peaks get distinct negative values: argpartition is slow on many ties.
+        m = np.where(peak, m, self._peak_tiebreak)
+        k = min(_N_PEAKS, m.shape[1])
+        top = np.argpartition(m, m.shape[1] - k, axis=1)[:, -k:]
+        amp = np.maximum(np.take_along_axis(m, top, axis=1), 0.0).astype(np.float64)
+        f = self._freqs[lo:hi][top]
+        total = amp.sum(axis=1, keepdims=True)
+        amp = amp / np.where(total > 0, total, 1.0)
+        f1 = np.minimum(f[:, :, None], f[:, None, :])
+        df = np.abs(f[:, :, None] - f[:, None, :])
+        s = 0.24 / (0.0207 * f1 + 18.96)
+        d = np.exp(-3.51 * s * df) - np.exp(-5.75 * s * df)
+        w = np.minimum(amp[:, :, None], amp[:, None, :])
+        return 0.5 * (w * d).sum(axis=(1, 2))
 
     def _window_update(self, end: int) -> FeatureUpdate:
         n_avail = self._frames_complete_by(end)
@@ -347,6 +412,7 @@ class FeatureExtractor:
              tempo, clarity, onset_density, (p90 - p10) / 10.0, rms_delta_std],
             mfcc_delta, chroma_rel,
             [triad_major, triad_minor, triad_mode, chroma_entropy, low_energy],
+            short[:, _I_RELATIVE].mean(axis=0) - self._frame_ema[idx[-1]],
         ]).astype(np.float32)
 
         n_level = min(self._n_level, n_avail)
@@ -360,8 +426,8 @@ class FeatureExtractor:
         if n <= self._lag_max + 1:
             return 0.0, 0.0
         x = flux - flux.mean()
-        spec = np.fft.rfft(x, 2 * n)
-        ac = np.fft.irfft(spec * np.conj(spec))[: self._lag_max + 1]
+        spec = scipy.fft.rfft(x, 2 * n)
+        ac = scipy.fft.irfft(spec * np.conj(spec))[: self._lag_max + 1]
         if ac[0] <= 1e-12:
             return 0.0, 0.0
         ac = ac / ac[0]

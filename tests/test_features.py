@@ -92,3 +92,37 @@ def test_silence_gives_finite_features():
     t, feats, level = extract(np.zeros(5 * SR, np.float32))
     assert np.isfinite(feats).all()
     assert level.max() <= -99.0
+
+
+def _chord_tone(freqs, seconds=5.0):
+    t = np.arange(int(seconds * SR)) / SR
+    return sum(0.2 * np.sin(2 * np.pi * f * t) + 0.1 * np.sin(4 * np.pi * f * t)
+               for f in freqs).astype(np.float32)
+
+
+def test_dissonance_orders_octave_triad_and_cluster():
+    i = FEATURE_NAMES.index("dissonance_mean")
+    octave = extract(_chord_tone([261.6, 523.2]))[1][-1, i]
+    triad = extract(_chord_tone([261.6, 329.6, 392.0]))[1][-1, i]
+    cluster = extract(_chord_tone([261.6, 277.2, 293.7]))[1][-1, i]
+    assert octave < 0.2 * triad
+    assert cluster > 1.5 * triad
+
+
+def test_pitch_height_follows_the_register_in_octaves():
+    i = FEATURE_NAMES.index("pitch_height_mean")
+    low = extract(_chord_tone([220.0, 277.2, 329.6]))[1][-1, i]
+    high = extract(_chord_tone([440.0, 554.4, 659.2]))[1][-1, i]
+    assert high - low == pytest.approx(1.0, abs=0.25)
+
+
+def test_relative_loudness_rises_at_a_crescendo_and_settles():
+    """rms_db_rel: the 3-s mean against the stream's running mean (30-s time constant)."""
+    quiet = _chord_tone([261.6, 329.6, 392.0], 20.0) * 0.05
+    loud = _chord_tone([261.6, 329.6, 392.0], 60.0)
+    t, feats, _ = extract(np.concatenate([quiet, loud]))
+    rel = feats[:, FEATURE_NAMES.index("rms_db_rel")] * 10.0  # dB
+    assert abs(rel[t < 19.0]).max() < 0.5  # steady: nothing relative to itself
+    just_after = rel[(t > 23.5) & (t < 24.5)].mean()
+    assert just_after > 15.0  # 26 dB step, running mean still near the quiet part
+    assert 0.0 < rel[-1] < 0.5 * just_after  # the running mean catches up
