@@ -44,8 +44,9 @@ RELATIVE_NAMES: tuple[str, ...] = ("rms_db", "centroid", "flux", "flatness", "di
 _I_RELATIVE = np.array([FRAME_NAMES.index(n) for n in RELATIVE_NAMES])
 #: Time constant of that running mean (seconds).
 RELATIVE_TAU_S = 30.0
-#: Magnitude floor for spectral contrast and dissonance peaks (about -100 dBFS per bin
-#: with the 2048 Hann window): keeps near-empty bands out of reach of FFT rounding.
+#: Magnitude floor for spectral contrast and dissonance peaks: 114 dB below the peak bin of
+#: a full-scale sine (magnitude 512 with the 2048 Hann window), far above FFT rounding, so
+#: near-empty bands do not depend on it.
 _MAG_FLOOR = 1e-3
 #: Spectral peaks per frame used by the sensory dissonance, and their range (Hz).
 _N_PEAKS = 12
