@@ -1,6 +1,7 @@
 """The ``moodtrack`` command line.
 
-Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``plot``, ``listen``, ``keys``; with none, ``live``
+Subcommands: ``devices``, ``live``, ``demo``, ``analyze``, ``plot``, ``view``, ``listen``, ``keys``; with
+none, ``live``
 on the default input device, or ``demo`` where there is none. Problems a user can fix
 are :class:`MoodtrackError` s: their message is printed and the exit status is 2.
 """
@@ -70,6 +71,9 @@ def _output_options() -> argparse.ArgumentParser:
                         "authorized clients may subscribe")
     g.add_argument("--zmq-delay", type=float, metavar="MS",
                    help="publish mood messages MS milliseconds late (to match delayed audio)")
+    g.add_argument("--web", metavar="[HOST:]PORT",
+                   help="serve the live view to browsers on this address (a bare port is "
+                        "127.0.0.1; any other host needs the access token printed at start)")
     lg = p.add_argument_group("lighting (OSC and mood colour)")
     lg.add_argument("--osc", action="append", metavar="HOST:PORT",
                     help="send OSC bundles to HOST:PORT over UDP (repeatable)")
@@ -148,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output .png, .svg or .pdf (default: the timeline's name, .png)")
     plo.add_argument("--title", help="title above the plot (default: name, length, main moods)")
 
+    view = sub.add_parser("view", help="browse an analyze run's timelines in a web browser",
+                          description="Serve the web view of an 'analyze -o DIR' folder: the "
+                                      "run's files as a sortable table, each file's timeline "
+                                      "and its audio.")
+    view.add_argument("dir", metavar="DIR", help="a folder 'moodtrack analyze -o DIR' wrote")
+    view.add_argument("--web", metavar="[HOST:]PORT",
+                      help="address to serve on (default 127.0.0.1:8770; a bare port is "
+                           "127.0.0.1; any other host needs the printed access token)")
+    view.add_argument("--config", metavar="FILE.toml",
+                      help="config file or preset (its [web] token and history_s)")
+
     lis = sub.add_parser("listen", help="print the updates a running moodtrack publishes",
                          description="Subscribe to a moodtrack ZeroMQ publisher and print one "
                                      "JSON object a line.")
@@ -188,6 +203,7 @@ CLI_KEYS = {
     "output.zmq_frames": ("zmq_frames", "--zmq-frames"),
     "output.zmq_keys": ("zmq_keys", "--zmq-keys"),
     "output.zmq_delay_ms": ("zmq_delay", "--zmq-delay"),
+    "web.listen": ("web", "--web"),
     "lighting.osc": ("osc", "--osc"),
     "lighting.osc_range": ("osc_range", "--osc-range"),
     "lighting.osc_delay_ms": ("osc_delay", "--osc-delay"),
@@ -325,8 +341,8 @@ def _live_sinks(cfg, stats, model=None) -> list:
     try:
         if o["csv"]:
             sinks.append(CsvSink(o["csv"], on_error=o["on_csv_error"], stats=stats))
+        info = (model.info.name, model.info.version) if model is not None else ("", "")
         if o["zmq"]:
-            info = (model.info.name, model.info.version) if model is not None else ("", "")
             sinks.append(_delayed(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], frames=o["zmq_frames"],
                                           stats=stats, status_s=o["zmq_status_s"], model=info,
                                           keys=o["zmq_keys"] or None), o["zmq_delay_ms"]))
@@ -334,6 +350,8 @@ def _live_sinks(cfg, stats, model=None) -> list:
             host, port = parse_target(target)
             sinks.append(_delayed(OscSink(host, port, range=lit["osc_range"],
                                           address_map=lit["osc_map"]), lit["osc_delay_ms"]))
+        if cfg["web"]["listen"]:
+            sinks.append(_web_view(cfg, cfg["web"]["listen"], stats=stats, model=info))
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
@@ -344,6 +362,34 @@ def _live_sinks(cfg, stats, model=None) -> list:
         _close_all(sinks)
         raise
     return sinks
+
+
+def _web_view(cfg, listen: str, **kw):
+    """The web view on ``listen``, announced on stderr."""
+    from realtime.web import WebView
+
+    w = cfg["web"]
+    view = WebView(listen, token=w["token"], history_s=w["history_s"], **kw)
+    view.announce(configured_token=bool(w["token"]))
+    return view
+
+
+def cmd_view(args, cfg) -> int:
+    """Serve an analyze folder's web view until Ctrl-C or SIGTERM."""
+    from realtime.web import DEFAULT_PORT
+
+    if not Path(args.dir).is_dir():
+        raise MoodtrackError(f"{args.dir} is not a folder: give the folder an 'analyze -o DIR' "
+                             "run wrote")
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        view = _web_view(cfg, cfg["web"]["listen"] or f"127.0.0.1:{DEFAULT_PORT}",
+                         library=args.dir)
+        try:
+            view.wait(stop)
+        finally:
+            view.close()
+    return 0
 
 
 def _close_all(sinks) -> None:
@@ -413,7 +459,8 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
                   f"model {stats.model}, {cfg['analysis']['update_hz']:g} updates/s"
                   + (f", ZeroMQ {cfg['output']['zmq']}" if cfg["output"]["zmq"] else "")
                   + "".join(f", OSC {t}" for t in cfg["lighting"]["osc"])
-                  + (f", CSV {cfg['output']['csv']}" if cfg["output"]["csv"] else ""),
+                  + (f", CSV {cfg['output']['csv']}" if cfg["output"]["csv"] else "")
+                  + (f", web {cfg['web']['listen']}" if cfg["web"]["listen"] else ""),
                   file=sys.stderr, flush=True)
             # Known before the first block: the status topic reports them from the start.
             stats.device, stats.sample_rate = source.name, source.sample_rate
@@ -617,10 +664,11 @@ def _main(argv: list[str]) -> int:
             return cmd_keys(args)
         cfg = cfgmod.load(args.config, _overrides(args),
                           labels={k: flag for k, (_, flag) in CLI_KEYS.items()})
-        if args.print_config:
+        if getattr(args, "print_config", False):
             sys.stdout.write(cfgmod.to_toml(cfg))
             return 0
-        run = {"live": cmd_live, "demo": cmd_demo, "analyze": cmd_analyze}[args.command]
+        run = {"live": cmd_live, "demo": cmd_demo, "analyze": cmd_analyze,
+               "view": cmd_view}[args.command]
         return run(args, cfg)
     except MoodtrackError as exc:
         print(f"moodtrack: error: {exc}", file=sys.stderr)

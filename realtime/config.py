@@ -1,7 +1,7 @@
 """Run configuration: defaults < TOML config file < command line.
 
 The configuration is a two-level TOML table (``[input]``, ``[analysis]``, ``[output]``,
-``[lighting]``; ``lighting.osc_map`` is itself a table).
+``[lighting]``, ``[web]``; ``lighting.osc_map`` is itself a table).
 Every key is declared in :data:`OPTIONS` with its type, default and allowed range; an
 unknown key or a wrong type or value is a :class:`MoodtrackError` naming the key and
 what it allows. Presets live in ``configs/`` (``--config film-mix`` finds
@@ -98,6 +98,14 @@ def _osc_targets(values: list[str]) -> list[str]:
     return list(values)
 
 
+def _web_listen(value: str) -> str:
+    from realtime.web import parse_listen
+
+    if value:
+        parse_listen(value)
+    return value
+
+
 def _osc_map(table: dict) -> dict:
     from realtime.osc import check_address_map
 
@@ -162,6 +170,14 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "osc_map": Option("table", {}, "OSC address map, field = \"/address\" (or a list, or "
                           "\"\" = off); fields: valence arousal quadrant confidence color red "
                           "green blue silence", checker=_osc_map),
+    },
+    "web": {
+        "listen": Option("str", "", "web view address [HOST:]PORT for live/demo (a bare port "
+                         "is 127.0.0.1); \"\" = no web view", checker=_web_listen),
+        "token": Option("str", "", "web view access token; \"\" = none on loopback, a new "
+                        "one each run on any other address"),
+        "history_s": Option("float", 600.0, "seconds of updates the web page keeps (its "
+                            "history shows up to 10 min of them)", lo=60.0, hi=3600.0),
     },
 }
 

@@ -61,7 +61,8 @@ update, null before the first), ``silence`` (the last update's flag, null before
 first), ``level_db``, ``model``, ``model_version``, ``input_error`` (why the input is
 stalled or lost, null while ok), ``reconnects`` (times a lost input came back),
 ``nonfinite_samples`` (NaN/inf input samples replaced by 0), ``csv_error`` (why the CSV
-timeline stopped, null while it is fine). Subscribe to ``b"status"`` to get it;
+timeline stopped, null while it is fine), ``web_dropped`` (updates a slow web page did not
+get). Subscribe to ``b"status"`` to get it;
 ``b"mood"`` subscribers never see it.
 
 Security
@@ -162,6 +163,7 @@ def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
         "reconnects": int(stats.reconnects),
         "nonfinite_samples": int(stats.nonfinite_samples),
         "csv_error": stats.csv_error or None,
+        "web_dropped": int(stats.web_dropped),
     }
 
 

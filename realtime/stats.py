@@ -20,7 +20,8 @@ class PipelineStats:
     second) or ``"lost"`` (the device went away; being reopened), with ``input_error``
     saying why; ``reconnects``: times a lost input came back; ``nonfinite_samples``: NaN
     or infinite input samples replaced by 0; ``csv_error``: why the CSV timeline stopped
-    ("" while it is fine).
+    ("" while it is fine); ``zmq_dropped`` / ``web_dropped``: messages that a slow ZeroMQ
+    subscriber / web page did not get.
     """
 
     device: str = ""
@@ -39,6 +40,7 @@ class PipelineStats:
     nonfinite_samples: int = 0
     csv_error: str = ""
     zmq_dropped: int = 0
+    web_dropped: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def to_dict(self) -> dict:

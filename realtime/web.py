@@ -1,0 +1,521 @@
+"""The web view: the live mood, and an ``analyze`` run's timelines, in a browser.
+
+One :class:`WebView` serves one page (``realtime/web/``: index.html, app.js, style.css;
+plain JavaScript drawing on canvas, nothing fetched from elsewhere) with aiohttp on its
+own thread and asyncio loop, in one of two modes:
+
+- **live** (``moodtrack live|demo --web [HOST:]PORT``): a sink. :meth:`WebView.emit`,
+  called on the analysis thread, only appends the update to a short hand-off deque (its
+  oldest entry is dropped when the server thread has not taken them) and, when none is
+  pending, wakes the loop with ``call_soon_threadsafe``: it never waits for the server or
+  a browser. The loop encodes each update once and puts it in every connected page's
+  queue of :data:`CLIENT_QUEUE` messages; a page that does not keep up (paused, slow
+  network) loses its oldest queued messages, so it always gets the newest. Both kinds of
+  loss count in ``stats.web_dropped`` (the ``status`` topic's ``web_dropped``). Once a
+  second the loop also sends each page the tracker's health (the ``status`` record).
+  A page that connects first gets the last ``history_s`` seconds of updates.
+- **library** (``moodtrack view DIR``): ``DIR/summary.json`` as a table and, per file,
+  its CSV timeline and mood sections; the audio file named in the summary is served
+  read-only (only those files, by their index in the summary) for playback in the page.
+
+Safety: the server binds 127.0.0.1 unless another host is given. Bound to any other
+address it requires an access token (``token``; generated when none is configured) on
+the page (``/?token=...``), on the data it serves and on the WebSocket. A loopback server
+without a token accepts only ``localhost``/loopback ``Host`` headers (no DNS rebinding);
+the WebSocket accepts only an ``Origin`` of the page's own host (no cross-site page can
+read it). Every route is a GET: nothing in the page can change the tracker.
+
+WebSocket messages (text, JSON, one object each, ``type`` first):
+
+- ``hello``: ``mode``, ``session`` (random per server start: a new one means the tracker
+  restarted), ``history_s``, ``version``;
+- ``history``: ``updates``, the recent updates (oldest first), sent after ``hello``;
+- ``mood``: one update, the keys of the ZeroMQ ``mood`` message (``seq``, ``t``,
+  ``valence``, ``arousal``, ``mood``, ``color_hex``, ...) plus, when the update has them,
+  ``loudness_m``, ``loudness_s``, ``speech`` and ``tags``;
+- ``status``: the ZeroMQ ``status`` record (``device``, ``input_state``, ``overflows``,
+  ``dropped_blocks``, ``web_dropped``, ...) plus ``web_clients``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hmac
+import ipaddress
+import json
+import math
+import secrets
+import socket
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from realtime import __version__
+from realtime.errors import MoodtrackError
+from realtime.mood import MoodUpdate
+
+ASSETS_DIR = Path(__file__).resolve().parent / "web"
+#: Files of the page, by URL path, with their content types.
+ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+DEFAULT_PORT = 8770
+#: Updates waiting between the analysis thread and the server thread.
+HANDOFF = 256
+#: Messages queued per page; beyond, its oldest are dropped.
+CLIENT_QUEUE = 64
+#: Seconds between the health messages to each page.
+STATUS_S = 1.0
+#: Optional update fields passed to the page when an update has them.
+EXTRA_FIELDS = ("loudness_m", "loudness_s", "speech", "tags")
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; media-src 'self'; "
+                               "img-src 'self' data:; frame-ancestors 'none'",
+}
+
+
+def parse_listen(value: str, *, what: str = "--web") -> tuple[str, int]:
+    """``"PORT"``, ``"HOST:PORT"`` or ``"[IPv6]:PORT"`` -> (host, port); a bare port means
+    127.0.0.1. Port 0 picks a free one."""
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise MoodtrackError(f"{what} {value!r} is invalid: give [HOST:]PORT with a port "
+                             "0..65535, e.g. 8770 or 0.0.0.0:8770")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def web_record(update: MoodUpdate) -> dict:
+    """What the page gets for an update: the ZeroMQ message's keys and, when the update
+    has them, :data:`EXTRA_FIELDS`."""
+    from realtime.sinks import update_record
+
+    rec = update_record(update)
+    for key in EXTRA_FIELDS:
+        value = getattr(update, key, None)
+        if key not in rec and value is not None:
+            if isinstance(value, float):
+                value = round(value, 2) if math.isfinite(value) else None
+            elif isinstance(value, (tuple, set)):
+                value = list(value)
+            rec[key] = value
+    return rec
+
+
+def _name_thread(name: str) -> None:
+    """Give the calling OS thread a name (``top -H``, and tools/bench.py find it by it)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, or a MoodtrackError saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise MoodtrackError(f"cannot serve the web view on {host}:{port}: unknown host "
+                             f"({e.strerror}); give --web [HOST:]PORT with an address of this "
+                             "machine") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(64)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise MoodtrackError(f"cannot serve the web view on {host}:{port}: address already "
+                                 "in use (another moodtrack?); pick another port with --web "
+                                 "[HOST:]PORT") from None
+        raise MoodtrackError(f"cannot serve the web view on {host}:{port}: {e.strerror or e}; "
+                             "give --web [HOST:]PORT with an address of this machine") from None
+    sock.setblocking(False)
+    return sock
+
+
+class _Client:
+    """One connected page: its WebSocket and bounded queue of encoded messages."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.queue: deque[str] = deque()
+        self.ready = asyncio.Event()
+
+
+class WebView:
+    """The web view's server (see the module docstring).
+
+    - ``listen``: ``"[HOST:]PORT"`` (see :func:`parse_listen`);
+    - ``token``: access token ("" = none; generated when binding beyond loopback);
+    - ``history_s``: seconds of updates a page keeps (and gets when it connects);
+    - ``stats``: the run's :class:`~realtime.stats.PipelineStats` (live mode);
+    - ``model``: (name, version) for the health messages;
+    - ``library``: an ``analyze -o`` folder: serve it instead of live updates.
+
+    The socket is bound in the constructor (a busy port is a :class:`MoodtrackError`) and
+    the server thread starts at once; :attr:`url` is the address to open (with the
+    token), :attr:`token_generated` whether the token was made here.
+    """
+
+    def __init__(self, listen: str = f"127.0.0.1:{DEFAULT_PORT}", *, token: str = "",
+                 history_s: float = 600.0, stats=None, model: tuple[str, str] = ("", ""),
+                 library: str | Path | None = None):
+        from aiohttp import web
+
+        self._web = web
+        host, port = parse_listen(listen)
+        self.host = host
+        self.loopback = is_loopback(host)
+        self.token_generated = not token and not self.loopback
+        self.token = token or ("" if self.loopback else secrets.token_urlsafe(16))
+        self.history_s = float(history_s)
+        self.stats = stats
+        self.model = model
+        self.session = secrets.token_hex(6)
+        self.library = _Library(Path(library)) if library is not None else None
+        self.mode = "library" if library is not None else "live"
+        self._page = (ASSETS_DIR / "index.html").read_text(encoding="utf-8").replace(
+            'data-mode=""', f'data-mode="{self.mode}"')
+        self._assets = {name: (ASSETS_DIR / name).read_bytes() for name in ASSETS}
+        self._pending: deque[MoodUpdate] = deque(maxlen=HANDOFF)
+        self._wake = False
+        self._history: deque[tuple[float, str]] = deque()  # (t, encoded record)
+        self._clients: set[_Client] = set()
+        self._last: MoodUpdate | None = None
+        self._status_seq = 0
+        self._closed = False
+        self._sock = _bind(host, port)
+        self.port = self._sock.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._runner = None
+        try:
+            self._loop.run_until_complete(self._start())
+        except BaseException:
+            self._sock.close()
+            self._loop.close()
+            raise
+        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def url(self) -> str:
+        """The page's address, with the token when there is one."""
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+
+    def announce(self, *, configured_token: bool = False, stream=None) -> None:
+        """Print where the page is: one line (the URL with a generated token, once)."""
+        stream = stream or sys.stderr
+        base = self.url.split("?")[0]
+        if self.token_generated:
+            msg = (f"web view on {self.url}  (open this URL on the other device; the token "
+                   "is new each run: set [web] token in a config to keep one)")
+        elif self.token and configured_token:
+            msg = f"web view on {base}?token=<the [web] token of your config>"
+        else:
+            msg = f"web view on {self.url}"
+        print(f"moodtrack: {msg}", file=stream, flush=True)
+
+    # -------------------------------------------------------------- analysis side
+    def emit(self, update: MoodUpdate) -> None:
+        """Hand ``update`` to the server thread (analysis thread; never blocks)."""
+        if self._closed:
+            return
+        if len(self._pending) == HANDOFF:
+            self._count_drop()
+        self._pending.append(update)
+        if not self._wake:
+            self._wake = True
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                self._loop.call_soon_threadsafe(self._take)
+
+    def start(self) -> None:
+        """Nothing to do: the server runs from construction (kept for the sink protocol)."""
+
+    def _count_drop(self, n: int = 1) -> None:
+        if self.stats is not None:
+            self.stats.web_dropped += n
+
+    # ---------------------------------------------------------------- server side
+    async def _start(self) -> None:
+        web = self._web
+        app = web.Application(middlewares=[self._guard()])
+        app.router.add_get("/", self._index)
+        for name in ASSETS:
+            app.router.add_get(f"/{name}", self._asset)
+        app.router.add_get("/ws", self._websocket)
+        if self.library is not None:
+            app.router.add_get("/api/library", self._api_library)
+            app.router.add_get("/api/timeline/{index:\\d+}", self._api_timeline)
+            app.router.add_get("/audio/{index:\\d+}", self._audio)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock).start()
+
+    def _serve(self) -> None:
+        _name_thread("moodtrack-web")
+        asyncio.set_event_loop(self._loop)
+        if self.mode == "live":
+            self._loop.create_task(self._status_loop())
+        self._loop.run_forever()
+
+    def _allowed_host(self, request) -> bool:
+        """A loopback server without a token answers only loopback Host names."""
+        if self.token or not self.loopback:
+            return True
+        host = request.host or ""
+        name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return name.lower() == "localhost" or is_loopback(name)
+
+    def _token_ok(self, request) -> bool:
+        if not self.token:
+            return True
+        given = request.query.get("token", "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _guard(self):
+        """The checks every request goes through (GET only, Host, token)."""
+        web = self._web
+
+        @web.middleware
+        async def guard(request, handler):
+            if request.method not in ("GET", "HEAD"):
+                raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+            if not self._allowed_host(request):
+                return web.Response(status=421, text="moodtrack web view: open it as "
+                                    f"http://127.0.0.1:{self.port}/\n")
+            name = request.path.lstrip("/")
+            if name not in ASSETS and not self._token_ok(request):
+                return web.Response(status=403, text="moodtrack web view: this page needs "
+                                    "its access token: open the URL moodtrack printed "
+                                    "(.../?token=...)\n", headers=SECURITY_HEADERS)
+            response = await handler(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        return guard
+
+    async def _index(self, request):
+        return self._web.Response(text=self._page, content_type="text/html", charset="utf-8")
+
+    async def _asset(self, request):
+        name = request.path.lstrip("/")
+        return self._web.Response(body=self._assets[name], headers={
+            "Content-Type": ASSETS[name]})
+
+    async def _websocket(self, request):
+        web = self._web
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != (request.host or "").lower():
+            return web.Response(status=403, text="moodtrack web view: WebSocket from another "
+                                "origin refused\n")
+        ws = web.WebSocketResponse(heartbeat=None, compress=False, max_msg_size=4096)
+        await ws.prepare(request)
+        client = _Client(ws)
+        hello = {"type": "hello", "mode": self.mode, "session": self.session,
+                 "history_s": self.history_s, "version": __version__}
+        client.queue.append(json.dumps(hello))
+        if self.mode == "live":
+            client.queue.append('{"type":"history","updates":['
+                                + ",".join(rec for _, rec in self._history) + "]}")
+            client.queue.append(self._status_message())
+        client.ready.set()
+        self._clients.add(client)
+        sender = asyncio.get_running_loop().create_task(self._send_loop(client))
+        try:
+            async for _ in ws:  # read-only: what a page sends is ignored
+                pass
+        finally:
+            self._clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+        return ws
+
+    async def _send_loop(self, client: _Client) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            while not client.ws.closed:
+                while client.queue:
+                    await client.ws.send_str(client.queue.popleft())
+                client.ready.clear()
+                await client.ready.wait()
+
+    def _broadcast(self, message: str) -> None:
+        for client in self._clients:
+            if len(client.queue) >= CLIENT_QUEUE:
+                client.queue.popleft()
+                self._count_drop()
+            client.queue.append(message)
+            client.ready.set()
+
+    def _take(self) -> None:
+        """On the loop: broadcast what the analysis thread handed over."""
+        self._wake = False
+        while self._pending:
+            update = self._pending.popleft()
+            if self._last is not None and update.t < self._last.t:
+                self._history.clear()  # a new input: its time starts again
+            self._last = update
+            body = json.dumps(web_record(update), separators=(",", ":"), allow_nan=False)
+            self._history.append((update.t, body))
+            while self._history[0][0] < update.t - self.history_s:
+                self._history.popleft()
+            self._broadcast('{"type":"mood",' + body[1:])
+
+    def _status_message(self) -> str:
+        from realtime.sinks import status_record
+        from realtime.stats import PipelineStats
+
+        rec = status_record(self.stats or PipelineStats(), seq=self._status_seq,
+                            last=self._last, model=self.model)
+        self._status_seq += 1
+        rec["web_clients"] = len(self._clients)
+        return json.dumps({"type": "status", **rec}, separators=(",", ":"), allow_nan=False)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_S)
+            if self._clients:
+                self._broadcast(self._status_message())
+
+    # ------------------------------------------------------------------- library
+    async def _api_library(self, request):
+        return self._web.json_response(self.library.listing())
+
+    async def _api_timeline(self, request):
+        web = self._web
+        try:
+            data = self.library.timeline(int(request.match_info["index"]))
+        except (IndexError, MoodtrackError) as e:
+            raise web.HTTPNotFound(text=str(e) if isinstance(e, MoodtrackError) else
+                                   "no such file in this run") from None
+        return web.json_response(data)
+
+    async def _audio(self, request):
+        web = self._web
+        path = self.library.audio(int(request.match_info["index"]))
+        if path is None:
+            raise web.HTTPNotFound(text="that file's audio is not where the summary says")
+        return web.FileResponse(path)
+
+    # --------------------------------------------------------------------- close
+    async def _shutdown(self) -> None:
+        for client in list(self._clients):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.ws.close(code=1001, message=b"moodtrack stopped"),
+                                       0.5)
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._runner.cleanup(), 2.0)
+
+    def close(self) -> None:
+        """Close every page's connection and stop the server (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread.is_alive():
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            with contextlib.suppress(Exception):
+                fut.result(3.0)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(2.0)
+        if not self._loop.is_running():
+            self._loop.close()
+        self._sock.close()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set (the ``view`` command)."""
+        while not stop.wait(0.2):
+            pass
+
+
+class _Library:
+    """An ``analyze -o DIR`` folder, as the library view reads it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        path = folder / "summary.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            files = data["files"]
+            if not isinstance(files, list):
+                raise TypeError
+        except FileNotFoundError:
+            raise MoodtrackError(f"{folder} has no summary.json: give the folder an 'analyze "
+                                 "-o DIR' run wrote") from None
+        except OSError as e:
+            raise MoodtrackError(f"cannot read {path}: {e.strerror or e}") from None
+        except (ValueError, KeyError, TypeError):
+            raise MoodtrackError(f"{path} is not a moodtrack run summary (no \"files\" list): "
+                                 "give the folder an 'analyze -o DIR' run wrote") from None
+        self.files = [f for f in files if isinstance(f, dict)]
+        self._audio = [self._find_audio(f.get("file")) for f in self.files]
+        self._timelines: dict[int, dict] = {}
+
+    def _find_audio(self, name) -> Path | None:
+        """The analysed file, as named in the summary (relative: to here, then to DIR)."""
+        if not isinstance(name, str) or not name:
+            return None
+        p = Path(name)
+        for cand in ((p,) if p.is_absolute() else (p, self.folder / p)):
+            if cand.is_file():
+                return cand.resolve()
+        return None
+
+    def listing(self) -> dict:
+        keep = ("file", "timeline", "duration_s", "updates", "mean_valence", "mean_arousal",
+                "dominant_mood", "time_s", "tags", "error")
+        return {"folder": str(self.folder),
+                "files": [{"index": i, **{k: f[k] for k in keep if k in f},
+                           "audio": self._audio[i] is not None}
+                          for i, f in enumerate(self.files)]}
+
+    def timeline(self, index: int) -> dict:
+        from realtime.timeline import read_timeline
+
+        if index in self._timelines:
+            return self._timelines[index]
+        entry = self.files[index]
+        if not entry.get("timeline"):
+            raise MoodtrackError(f"{entry.get('file')} has no timeline: {entry.get('error')}")
+        tl = read_timeline(self.folder / entry["timeline"])
+        rnd = lambda xs, n: [None if x != x else round(float(x), n) for x in xs]  # noqa: E731
+        data = {"index": index, "file": entry.get("file"), "t": rnd(tl.t, 3),
+                "valence": rnd(tl.valence, 4), "arousal": rnd(tl.arousal, 4),
+                "confidence": rnd(tl.confidence, 4), "level_db": rnd(tl.level_db, 2),
+                "mood": [str(m) for m in tl.mood], "silence": [bool(s) for s in tl.silence],
+                "segments": entry.get("segments") or [], "changes": entry.get("changes") or [],
+                "audio": self._audio[index] is not None}
+        self._timelines[index] = data
+        return data
+
+    def audio(self, index: int) -> Path | None:
+        return self._audio[index] if 0 <= index < len(self._audio) else None
