@@ -104,6 +104,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def access_token(host: str, configured: str = "") -> tuple[str, bool]:
+    """(token, generated): the configured token; else none on a loopback host and a new
+    random one on any other."""
+    if configured:
+        return configured, False
+    if is_loopback(host):
+        return "", False
+    return secrets.token_urlsafe(16), True
+
+
 def web_record(update: MoodUpdate) -> dict:
     """What the page gets for an update: the ZeroMQ message's keys and, when the update
     has them, :data:`EXTRA_FIELDS`."""
@@ -188,8 +198,7 @@ class WebView:
         host, port = parse_listen(listen)
         self.host = host
         self.loopback = is_loopback(host)
-        self.token_generated = not token and not self.loopback
-        self.token = token or ("" if self.loopback else secrets.token_urlsafe(16))
+        self.token, self.token_generated = access_token(host, token)
         self.history_s = float(history_s)
         self.stats = stats
         self.model = model
@@ -210,14 +219,15 @@ class WebView:
         self.port = self._sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         self._runner = None
-        try:
-            self._loop.run_until_complete(self._start())
-        except BaseException:
-            self._sock.close()
-            self._loop.close()
-            raise
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._thread.join(2.0)
+            self._sock.close()
+            raise self._start_error
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -281,8 +291,17 @@ class WebView:
         await web.SockSite(self._runner, self._sock).start()
 
     def _serve(self) -> None:
+        """The server thread: set the app up on the bound socket, then run the loop."""
         _name_thread("moodtrack-web")
         asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._start())
+        except BaseException as e:  # handed to the constructor
+            self._start_error = e
+            self._loop.close()
+            return
+        finally:
+            self._started.set()
         if self.mode == "live":
             self._loop.create_task(self._status_loop())
         self._loop.run_forever()
@@ -343,12 +362,12 @@ class WebView:
         hello = {"type": "hello", "mode": self.mode, "session": self.session,
                  "history_s": self.history_s, "version": __version__}
         client.queue.append(json.dumps(hello))
+        self._clients.add(client)
         if self.mode == "live":
             client.queue.append('{"type":"history","updates":['
                                 + ",".join(rec for _, rec in self._history) + "]}")
             client.queue.append(self._status_message())
         client.ready.set()
-        self._clients.add(client)
         sender = asyncio.get_running_loop().create_task(self._send_loop(client))
         try:
             async for _ in ws:  # read-only: what a page sends is ignored
