@@ -219,6 +219,7 @@ class WebView:
         self.port = self._sock.getsockname()[1]
         self._loop = asyncio.new_event_loop()
         self._runner = None
+        self._status_task: asyncio.Task | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
@@ -303,7 +304,7 @@ class WebView:
         finally:
             self._started.set()
         if self.mode == "live":
-            self._loop.create_task(self._status_loop())
+            self._status_task = self._loop.create_task(self._status_loop())
         self._loop.run_forever()
 
     def _allowed_host(self, request) -> bool:
@@ -447,6 +448,8 @@ class WebView:
 
     # --------------------------------------------------------------------- close
     async def _shutdown(self) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
         for client in list(self._clients):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.ws.close(code=1001, message=b"moodtrack stopped"),

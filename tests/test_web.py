@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,11 +31,9 @@ from realtime.stats import PipelineStats
 from realtime.web import (CLIENT_QUEUE, WebView, access_token, is_loopback, parse_listen,
                           web_record)
 from tests.conftest import tone_mix
+from tools.browser import chromium_path, launch, served_url
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 #: Where the browser tests save screenshots of each view (for the README), when set.
 SHOTS = os.environ.get("MOODTRACK_WEB_SHOTS")
 
@@ -340,7 +337,7 @@ def test_library_api_serves_the_run(analyzed):
 # ------------------------------------------------------------------- in a browser
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
+    if not chromium_path().exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; "
                     "bash tools/quickstart.sh test does it)")
     try:
@@ -348,7 +345,7 @@ def browser():
     except ImportError:
         pytest.skip("playwright is not installed (pip install playwright)")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = launch(pw)
         yield b
         b.close()
 
@@ -401,21 +398,12 @@ class ZmqLog(threading.Thread):
         self.ctx.term()
 
 
-def served(proc: subprocess.Popen) -> str:
-    """The page's URL, once the process says it serves it."""
-    for line in proc.stderr:
-        found = re.search(r"web view on (http://\S+)", line)
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no web view (exit status {proc.wait()})")
-
-
 def start_demo(web_port: int, zmq_port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "realtime", "demo", "--rate", "4", "--no-dashboard",
          "--web", f"127.0.0.1:{web_port}", "--zmq", f"tcp://127.0.0.1:{zmq_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    served(proc)
+    served_url(proc)
     return proc
 
 
@@ -507,7 +495,7 @@ def test_library_view_lists_every_file_and_draws_its_timeline(browser, analyzed)
                             cwd=ROOT)
     page = None
     try:
-        url = served(proc)
+        url = served_url(proc)
         page, response, errors = open_page(browser, url)
         assert response.status == 200
         summary = json.loads((analyzed / "summary.json").read_text())["files"]

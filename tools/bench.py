@@ -21,7 +21,11 @@ Sections:
   the CSV's ``latency_ms``: block arrival to sinks), process CPU per second of audio after
   the first 5 s, start-up (process start to first ZeroMQ message, minus the audio time
   that message describes), RSS peak and drift;
-- memory of ``analyze``: peak RSS.
+- memory of ``analyze``: peak RSS;
+- web: what the web view adds: ``live --file`` at 20 updates/s with ``--web`` and three
+  headless Chromium pages connected, against the same run without ``--web`` (process CPU,
+  and the web server thread's own CPU time), and each page's JavaScript heap and DOM size
+  over the run (after a forced garbage collection, every 10 s).
 """
 
 from __future__ import annotations
@@ -293,6 +297,117 @@ def bench_live(seconds: float, repeat: int, tmp: Path) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- web
+def _thread_cpu_s(pid: int, name: str) -> float | None:
+    """CPU seconds of the process's thread called ``name`` (None when there is none)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == name:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / TICK
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return None
+
+
+def run_web(seconds: float, *, web: bool, pages: int, history_s: float, tmp: Path) -> dict:
+    """One paced 20-updates/s ``live --file`` run, with ``--web`` and ``pages`` Chromium
+    pages on it or without; CPU from outside, page memory through the DevTools protocol."""
+    port = free_port()
+    cfg = tmp / "web.toml"
+    cfg.write_text(f"[web]\nhistory_s = {history_s}\n")
+    cmd = [*moodtrack_cmd(), "live", "--file", str(DEMO), "--seconds", str(seconds), "--rate",
+           "20", "--no-dashboard", "--no-zmq", "--config", str(cfg)]
+    if web:
+        cmd += ["--web", f"127.0.0.1:{port}"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sampler = Sampler(proc.pid, 0.5)
+    sampler.start()
+    memory: list[list[tuple[float, float, float]]] = []  # per page: (s, JS heap MB, nodes)
+    web_cpu = []
+    browser = pw = None
+    try:
+        if web:
+            from playwright.sync_api import sync_playwright
+
+            from tools.browser import launch, served_url
+
+            url = served_url(proc)
+
+            pw = sync_playwright().start()
+            browser = launch(pw)
+            sessions = []
+            for _ in range(pages):
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(url)
+                cdp = page.context.new_cdp_session(page)
+                cdp.send("Performance.enable")
+                sessions.append((page, cdp))
+                memory.append([])
+            start = time.monotonic()
+            while proc.poll() is None:
+                t = time.monotonic() - start
+                for (page, cdp), series in zip(sessions, memory):
+                    cdp.send("HeapProfiler.collectGarbage")
+                    m = {x["name"]: x["value"] for x in cdp.send("Performance.getMetrics")["metrics"]}
+                    series.append((t, m["JSHeapUsedSize"] / 1e6, m["Nodes"]))
+                c = _thread_cpu_s(proc.pid, "moodtrack-web")
+                if c is not None:
+                    web_cpu.append((time.monotonic(), c))
+                page.wait_for_timeout(10000)
+        proc.wait()
+    finally:
+        if browser is not None:
+            browser.close()
+        if pw is not None:
+            pw.stop()
+        if proc.poll() is None:
+            proc.kill()
+    sampler.join()
+    steady = [x for x in sampler.samples if x[0] >= t0 + 6.0]
+    out = {"cpu_pct_of_core": 100.0 * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+           if len(steady) >= 2 else None}
+    if len(web_cpu) >= 2:
+        (wa, ca), (wb, cb) = web_cpu[0], web_cpu[-1]
+        out["web_thread_pct_of_core"] = 100.0 * (cb - ca) / (wb - wa)
+    if memory:
+        late = [s for series in memory for s in series if s[0] >= history_s + 10]
+        early = [s for series in memory for s in series if history_s + 10 > s[0] >= 10]
+        out["page_heap_mb_first"] = statistics.median(s[1] for s in early or late)
+        out["page_heap_mb_last"] = statistics.median(s[1] for s in
+                                                     (series[-1] for series in memory))
+        out["page_heap_mb_max"] = max(s[1] for series in memory for s in series)
+        out["page_nodes_last"] = statistics.median(series[-1][2] for series in memory)
+        if late:
+            lo = min(s[0] for s in late)
+            a = [s[1] for s in late if s[0] <= lo + 15]
+            b = [s[1] for s in late if s[0] >= max(x[0] for x in late) - 15]
+            out["page_heap_drift_mb"] = statistics.median(b) - statistics.median(a)
+        out["page_series"] = memory
+    return out
+
+
+def bench_web(seconds: float, repeat: int, tmp: Path, *, pages: int = 3,
+              history_s: float = 60.0) -> dict:
+    """With and without the web view, interleaved (so that other load hits both alike)."""
+    base, web = [], []
+    for _ in range(repeat):
+        base.append(run_web(seconds, web=False, pages=0, history_s=history_s, tmp=tmp))
+        web.append(run_web(seconds, web=True, pages=pages, history_s=history_s, tmp=tmp))
+    out = {"seconds": seconds, "pages": pages, "history_s": history_s,
+           "cpu_without": mmm(r["cpu_pct_of_core"] for r in base),
+           "cpu_with": mmm(r["cpu_pct_of_core"] for r in web),
+           "cpu_added": mmm(w["cpu_pct_of_core"] - b["cpu_pct_of_core"]
+                            for b, w in zip(base, web))}
+    for key in ("web_thread_pct_of_core", "page_heap_mb_first", "page_heap_mb_last",
+                "page_heap_mb_max", "page_heap_drift_mb", "page_nodes_last"):
+        if all(key in r for r in web):
+            out[key] = mmm(r[key] for r in web)
+    out["page_series"] = web[-1].get("page_series")
+    return out
+
+
 # -------------------------------------------------------------------------- report
 def report(res: dict) -> str:
     lines = [f"### moodtrack benchmark — {res['machine']}", ""]
@@ -327,6 +442,24 @@ def report(res: dict) -> str:
                          f"{med('cpu_pct_of_core')} | {med('startup_s', 2)} | "
                          f"{med('peak_rss_mb', 0)} | {med('rss_drift_mb')} |")
         lines += ["", "(live: medians over runs)"]
+    if "web" in res:
+        w = res["web"]
+        lines += ["", f"| web view, 20 updates/s, {w['pages']} pages, {w['seconds']:g} s runs "
+                  f"(page history {w['history_s']:g} s) | value |", "|---|---|",
+                  f"| process CPU without / with --web (% of a core) | "
+                  f"{fmt(w['cpu_without'])} / {fmt(w['cpu_with'])} |",
+                  f"| added by --web (% of a core) | {fmt(w['cpu_added'], '', 2)} |"]
+        if "web_thread_pct_of_core" in w:
+            lines.append(f"| web server thread alone (% of a core) | "
+                         f"{fmt(w['web_thread_pct_of_core'], '', 2)} |")
+        if "page_heap_mb_last" in w:
+            lines += [f"| page JS heap after GC: first / last / max (MB) | "
+                      f"{w['page_heap_mb_first']['median']:.2f} / "
+                      f"{w['page_heap_mb_last']['median']:.2f} / "
+                      f"{w['page_heap_mb_max']['median']:.2f} |",
+                      f"| page JS heap drift once the history is full (MB) | "
+                      f"{fmt(w['page_heap_drift_mb'], '', 2) if 'page_heap_drift_mb' in w else '–'} |",
+                      f"| page DOM nodes at the end | {w['page_nodes_last']['median']:.0f} |"]
     return "\n".join(lines)
 
 
@@ -337,12 +470,17 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure")
     ap.add_argument("--live-seconds", type=float, default=60.0, help="paced audio per live run")
     ap.add_argument("--naive-seconds", type=float, default=60.0, help="audio for the naive run")
-    ap.add_argument("--sections", default="offline,naive,live")
+    ap.add_argument("--web-seconds", type=float, default=180.0,
+                    help="paced audio per web-view run (with and without --web)")
+    ap.add_argument("--web-history", type=float, default=60.0,
+                    help="seconds of history the pages keep in the web runs ([web] history_s)")
+    ap.add_argument("--sections", default="offline,naive,live,web")
     ap.add_argument("--quick", action="store_true", help="short smoke run of every section")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if args.quick:
         args.minutes, args.repeat, args.live_seconds, args.naive_seconds = 2.0, 1, 8.0, 10.0
+        args.web_seconds = 30.0
     res = {"machine": f"{platform.node()}: {os.cpu_count()} cores, "
                       f"{platform.processor() or platform.machine()}, Python "
                       f"{platform.python_version()}",
@@ -358,6 +496,9 @@ def main(argv=None) -> int:
             res["naive"] = bench_naive(args.naive_seconds, args.repeat)
         if "live" in sections:
             res["live"] = bench_live(args.live_seconds, args.repeat, tmp)
+        if "web" in sections:
+            res["web"] = bench_web(args.web_seconds, args.repeat, tmp,
+                                   history_s=args.web_history)
     print(report(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+  chromium)  # chromium: the web view's browser tests (driven by playwright, from the test extra)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
