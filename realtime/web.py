@@ -48,6 +48,7 @@ import json
 import math
 import secrets
 import socket
+import struct
 import sys
 import threading
 from collections import deque
@@ -66,6 +67,8 @@ DEFAULT_PORT = 8770
 HANDOFF = 256
 #: Messages queued per page; beyond, its oldest are dropped.
 CLIENT_QUEUE = 64
+#: Bytes a page's connection may hold unsent before its messages wait in its queue.
+WRITE_LIMIT = 256 * 1024
 #: Seconds between the health messages to each page.
 STATUS_S = 1.0
 #: Optional update fields passed to the page when an update has them.
@@ -165,13 +168,44 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Client:
-    """One connected page: its WebSocket and bounded queue of encoded messages."""
+def ws_frame(text: str) -> bytes:
+    """``text`` as one final, unmasked WebSocket text frame (server to client, RFC 6455)."""
+    data = text.encode("utf-8")
+    n = len(data)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + data
 
-    def __init__(self, ws):
+
+class _Client:
+    """One connected page: its WebSocket, its connection and its queue of frames.
+
+    Frames are written straight to the connection (built once for every page, no task
+    switch per page) while it buffers less than :data:`WRITE_LIMIT` bytes; beyond that
+    they wait in :attr:`queue` (at most :data:`CLIENT_QUEUE`, the oldest dropped) and go
+    out when it has drained, at the next update or health message.
+    """
+
+    def __init__(self, ws, transport):
         self.ws = ws
-        self.queue: deque[str] = deque()
-        self.ready = asyncio.Event()
+        self.transport = transport
+        self.queue: deque[bytes] = deque()
+
+    def send(self, frame: bytes) -> int:
+        """Queue ``frame`` and write what the connection takes; returns frames dropped."""
+        self.queue.append(frame)
+        t = self.transport
+        while self.queue and not t.is_closing() and t.get_write_buffer_size() < WRITE_LIMIT:
+            t.write(self.queue.popleft())
+        dropped = 0
+        while len(self.queue) > CLIENT_QUEUE:
+            self.queue.popleft()
+            dropped += 1
+        return dropped
 
 
 class WebView:
@@ -210,7 +244,7 @@ class WebView:
         self._assets = {name: (ASSETS_DIR / name).read_bytes() for name in ASSETS}
         self._pending: deque[MoodUpdate] = deque(maxlen=HANDOFF)
         self._wake = False
-        self._history: deque[tuple[float, str]] = deque()  # (t, encoded record)
+        self._history: deque[list] = deque()  # [t, update, its JSON or None]
         self._clients: set[_Client] = set()
         self._last: MoodUpdate | None = None
         self._status_seq = 0
@@ -359,42 +393,37 @@ class WebView:
                                 "origin refused\n")
         ws = web.WebSocketResponse(heartbeat=None, compress=False, max_msg_size=4096)
         await ws.prepare(request)
-        client = _Client(ws)
+        if request.transport is None:  # gone already
+            return ws
+        client = _Client(ws, request.transport)
         hello = {"type": "hello", "mode": self.mode, "session": self.session,
                  "history_s": self.history_s, "version": __version__}
-        client.queue.append(json.dumps(hello))
+        client.send(ws_frame(json.dumps(hello)))
         self._clients.add(client)
         if self.mode == "live":
-            client.queue.append('{"type":"history","updates":['
-                                + ",".join(rec for _, rec in self._history) + "]}")
-            client.queue.append(self._status_message())
-        client.ready.set()
-        sender = asyncio.get_running_loop().create_task(self._send_loop(client))
+            client.send(ws_frame('{"type":"history","updates":['
+                                 + ",".join(self._encoded(h) for h in self._history) + "]}"))
+            client.send(ws_frame(self._status_message()))
         try:
             async for _ in ws:  # read-only: what a page sends is ignored
                 pass
         finally:
             self._clients.discard(client)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
         return ws
 
-    async def _send_loop(self, client: _Client) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            while not client.ws.closed:
-                while client.queue:
-                    await client.ws.send_str(client.queue.popleft())
-                client.ready.clear()
-                await client.ready.wait()
+    @staticmethod
+    def _encoded(entry: list) -> str:
+        """A history entry's JSON, made when first needed (no page: no encoding)."""
+        if entry[2] is None:
+            entry[2] = json.dumps(web_record(entry[1]), separators=(",", ":"), allow_nan=False)
+        return entry[2]
 
     def _broadcast(self, message: str) -> None:
+        frame = ws_frame(message)
         for client in self._clients:
-            if len(client.queue) >= CLIENT_QUEUE:
-                client.queue.popleft()
-                self._count_drop()
-            client.queue.append(message)
-            client.ready.set()
+            dropped = client.send(frame)
+            if dropped:
+                self._count_drop(dropped)
 
     def _take(self) -> None:
         """On the loop: broadcast what the analysis thread handed over."""
@@ -404,11 +433,12 @@ class WebView:
             if self._last is not None and update.t < self._last.t:
                 self._history.clear()  # a new input: its time starts again
             self._last = update
-            body = json.dumps(web_record(update), separators=(",", ":"), allow_nan=False)
-            self._history.append((update.t, body))
+            entry = [update.t, update, None]
+            self._history.append(entry)
             while self._history[0][0] < update.t - self.history_s:
                 self._history.popleft()
-            self._broadcast('{"type":"mood",' + body[1:])
+            if self._clients:
+                self._broadcast('{"type":"mood",' + self._encoded(entry)[1:])
 
     def _status_message(self) -> str:
         from realtime.sinks import status_record

@@ -310,13 +310,28 @@ def _thread_cpu_s(pid: int, name: str) -> float | None:
     return None
 
 
+def _looped_demo(seconds: float, tmp: Path) -> Path:
+    """The demo, or (for runs longer than it) the demo repeated as a WAV file in ``tmp``."""
+    import soundfile as sf
+
+    info = sf.info(str(DEMO))
+    if seconds <= info.duration:
+        return DEMO
+    path = tmp / f"demo_x{int(seconds)}.wav"
+    if not path.exists():
+        y, sr = sf.read(str(DEMO), dtype="float32")
+        sf.write(str(path), np.tile(y, int(np.ceil(seconds / info.duration)) + 1), sr)
+    return path
+
+
 def run_web(seconds: float, *, web: bool, pages: int, history_s: float, tmp: Path) -> dict:
     """One paced 20-updates/s ``live --file`` run, with ``--web`` and ``pages`` Chromium
     pages on it or without; CPU from outside, page memory through the DevTools protocol."""
     port = free_port()
     cfg = tmp / "web.toml"
     cfg.write_text(f"[web]\nhistory_s = {history_s}\n")
-    cmd = [*moodtrack_cmd(), "live", "--file", str(DEMO), "--seconds", str(seconds), "--rate",
+    cmd = [*moodtrack_cmd(), "live", "--file", str(_looped_demo(seconds, tmp)), "--seconds",
+           str(seconds), "--rate",
            "20", "--no-dashboard", "--no-zmq", "--config", str(cfg)]
     if web:
         cmd += ["--web", f"127.0.0.1:{port}"]

@@ -5,7 +5,8 @@
 
 Live: ``moodtrack demo --web`` with the shipped model, pages opened at the start and shot
 after ``--seconds`` of the demo. Library: the demo's four excerpts (realtime/data/
-DEMO_SOURCE.md) analysed with ``moodtrack analyze``, shown by ``moodtrack view``.
+DEMO_SOURCE.md) and the whole demo analysed with ``moodtrack analyze``, shown by
+``moodtrack view`` with the whole demo's timeline chosen.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def live(browser, out: Path, seconds: float) -> None:
             page.goto(url)
             page.select_option("#window", "120")
         time.sleep(seconds)
-        desk.screenshot(path=str(out / "web-live.png"))
+        desk.screenshot(path=str(out / "web-live.png"), full_page=True)
         phone.screenshot(path=str(out / "web-live-phone.png"))
     finally:
         proc.terminate()
@@ -57,6 +58,7 @@ def library(browser, out: Path, tmp: Path) -> None:
     src.mkdir()
     for name, a, b in EXCERPTS:
         sf.write(str(src / f"{name}.flac"), y[a * sr:b * sr], sr)
+    sf.write(str(src / "demo (all four).flac"), y, sr)
     subprocess.run([sys.executable, "-m", "realtime", "analyze", str(src), "-o", str(tmp / "run")],
                    check=True, cwd=ROOT, capture_output=True)
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "view", str(tmp / "run"), "--web",
@@ -66,7 +68,7 @@ def library(browser, out: Path, tmp: Path) -> None:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(served_url(proc))
         page.wait_for_selector("#files tbody tr")
-        page.click("#files tbody tr[data-index='1']")
+        page.click("#files tbody tr[data-file$='demo (all four).flac']")
         page.wait_for_timeout(800)
         box = page.locator("#timeline").bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.4)

@@ -289,7 +289,8 @@
       ctx.textAlign = "center"; ctx.textBaseline = "top";
       for (let s = 0; s <= win; s += step) {
         const x = padL + pw - s / win * pw;
-        ctx.fillText(s === 0 ? "now" : "−" + (s >= 60 && s % 60 === 0 ? s / 60 + " min" : s + " s"), x, fs * 0.3 + ph + ribbon + 4);
+        ctx.textAlign = s === 0 ? "right" : s === win ? "left" : "center";
+        ctx.fillText(s === 0 ? "now" : "−" + (s % 60 === 0 ? s / 60 + " min" : s > 60 ? mmss(s) : s + " s"), x, fs * 0.3 + ph + ribbon + 4);
       }
       if (!last) return;
       let i = updates.length - 1;
