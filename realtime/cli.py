@@ -337,7 +337,8 @@ def _live_sinks(cfg, stats, model=None) -> list:
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
-            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"]))
+            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"],
+                                   level=o["dashboard_level"]))
         else:
             sinks.append(LogSink(sys.stdout))
     except BaseException:

@@ -155,13 +155,13 @@ def test_live_dashboard_draws_and_emit_does_not_wait_for_rendering(monkeypatch):
     console = Console(file=out, force_terminal=True, width=100, height=30, color_system=None)
     stats = PipelineStats(device="Scarlett 2i2")
     dash = Dashboard(stats, refresh_hz=20, console=console)
-    real_render = mod.render
+    real_frame = mod.frame_lines
 
-    def slow_render(snapshot):
+    def slow_frame(snapshot):
         time.sleep(0.2)
-        return real_render(snapshot)
+        return real_frame(snapshot)
 
-    monkeypatch.setattr(mod, "render", slow_render)
+    monkeypatch.setattr(mod, "frame_lines", slow_frame)
     dash.start()
     try:
         emit_s = 0.0
@@ -207,8 +207,8 @@ def test_redraws_only_when_what_is_shown_changes(monkeypatch):
     import realtime.dashboard as dash
 
     calls = []
-    real = dash.render
-    monkeypatch.setattr(dash, "render", lambda s: calls.append(s) or real(s))
+    real = dash.frame_lines
+    monkeypatch.setattr(dash, "frame_lines", lambda s: calls.append(s) or real(s))
     stats = PipelineStats(device="test")
     console = Console(file=io.StringIO(), force_terminal=True, width=100, height=30)
     d = Dashboard(stats, refresh_hz=50.0, console=console)
