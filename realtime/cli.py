@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image format of --plot: png (default), svg or pdf")
     where = ana.add_mutually_exclusive_group()
     where.add_argument("-j", "--jobs", type=int, metavar="N",
-                       help="analyse N files at a time in worker processes of this machine")
+                       help="analyse N files at a time in worker processes of this machine "
+                            "(default: one per core available to this process; 1 = in this "
+                            "process)")
     where.add_argument("--dask", metavar="ADDRESS",
                        help="run the files on a Dask distributed cluster (scheduler address, "
                             "e.g. tcp://scheduler:8786); workers must reach the audio files "
@@ -519,8 +521,8 @@ def cmd_analyze(args, cfg) -> int:
     advance = lambda s: progress.advance(task, s)  # noqa: E731
     if args.dask:  # connects now: an unreachable scheduler stops the run before the bar
         runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
-    elif args.jobs and args.jobs > 1:
-        runner = batch.run_processes(inputs, options=options, jobs=args.jobs, advance=advance)
+    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(inputs) > 1:
+        runner = batch.run_processes(inputs, options=options, jobs=jobs, advance=advance)
     else:
         runner = batch.run_serial(inputs, options=options, advance=advance)
     with progress:
