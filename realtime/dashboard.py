@@ -390,7 +390,8 @@ def _share_section(snapshot: Snapshot, width: int) -> list[Line]:
     total = sum(counts.values())
     line = _labelled("moods")
     for mood, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        line += [(f"{mood} ", MOOD_COLOURS.get(mood, "white")), (f"{n / total:.0%}  ", "bold grey62")]
+        line += [(f"{mood} ", MOOD_COLOURS.get(mood, "white")),
+                 (f"{n / total:.0%}  ", "bold grey62")]
     return [fit(line, width, ellipsis=True)]
 
 
@@ -447,7 +448,8 @@ def frame_lines(snapshot: Snapshot) -> list[Line]:
     state = snapshot.stats.get("input_state", "ok")
     lines: list[Line] = []
     if state != "ok":
-        what = {"stalled": "no audio arriving", "lost": "input device lost, reconnecting"}.get(state, state)
+        what = {"stalled": "no audio arriving",
+                "lost": "input device lost, reconnecting"}.get(state, state)
         lines.append(fit([(f" ⚠ INPUT {state.upper()}: {what} ".ljust(snapshot.width - 1),
                            "bold reverse red")], snapshot.width))
     plane = plane_lines(snapshot.history, cols, rows)

@@ -69,7 +69,8 @@ def test_jobs_default_to_the_cores_available(library, tiny_model_path, tmp_path,
     used = []
     monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: cores)
     monkeypatch.setattr(batch, "run_processes",
-                        lambda inputs, *, jobs, **kw: used.append(jobs) or batch.run_serial(inputs, **kw))
+                        lambda inputs, *, jobs, **kw: used.append(jobs)
+                        or batch.run_serial(inputs, **kw))
     serial = batch.run_serial
     monkeypatch.setattr(batch, "run_serial", lambda *a, **kw: used.append(None) or serial(*a, **kw))
     path = library / files if files else library

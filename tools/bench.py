@@ -368,7 +368,8 @@ def bench_frame(repeat: int, frames: int = 100) -> dict:
         for snap in snaps[:frames // 4]:
             console.print(render(snap))
         naive.append(1e3 * (time.process_time() - t0) / (frames // 4))
-    return {"ours_ms": mmm(ours), "rich_ms": mmm(naive), "ratio": mmm(n / o for o, n in zip(ours, naive))}
+    return {"ours_ms": mmm(ours), "rich_ms": mmm(naive),
+            "ratio": mmm(n / o for o, n in zip(ours, naive))}
 
 
 # -------------------------------------------------------------------------- machine
