@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import MoodtrackError
+from realtime.resources import shipped_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: The shipped presets (``configs/`` of the source tree, ``realtime.configs`` installed).
+CONFIG_DIR = shipped_dir("configs")
 MAX_UPDATE_HZ = 20.0
 
 
