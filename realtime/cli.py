@@ -88,6 +88,34 @@ def _output_options() -> argparse.ArgumentParser:
     return p
 
 
+def version_text(model_path: str | os.PathLike | None = None) -> str:
+    """``moodtrack VERSION``, then the model's name and version and every other ``*_version``
+    its metadata carries (the feature version...), or why the model cannot be read."""
+    from realtime.model import MoodModel
+
+    lines = [f"moodtrack {__version__}"]
+    try:
+        model = MoodModel(model_path)
+    except MoodtrackError as exc:
+        return "\n".join([*lines, f"model: {exc}"])
+    lines.append(f"model: {model.info.name} version {model.info.version} ({model.path})")
+    lines += [f"{key}: {value}" for key, value in sorted(model.metadata.items())
+              if key.endswith("_version") and key != "model_version"]
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but the model is only read when it is asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     run, out = _run_options(), _output_options()
     parser = argparse.ArgumentParser(
@@ -95,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming, real-time music mood tracker: valence/arousal and mood from "
                     "live audio or files, to a terminal dashboard, ZeroMQ and CSV. With no "
                     "command: 'live' on the default input, or 'demo' where there is none.")
-    parser.add_argument("--version", action="version", version=f"moodtrack {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the package, model and feature versions and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("devices", help="list audio input devices (> marks the default)",
@@ -241,17 +270,6 @@ def _load_model(cfg: cfgmod.Config):
     from realtime.model import MoodModel
 
     return MoodModel(cfg["analysis"]["model"] or None)
-
-
-def _pipeline(model, cfg, *, sinks, stats):
-    from realtime.colour import MoodColour
-    from realtime.pipeline import Pipeline
-
-    a, lit = cfg["analysis"], cfg["lighting"]
-    colour = MoodColour(palette=lit["palette"], brightness=lit["brightness"],
-                        smoothing_s=lit["smoothing_s"])
-    return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
-                    silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour)
 
 
 def _check_seconds(seconds: float | None) -> None:
@@ -401,6 +419,7 @@ class _StateLog:
 
 def _run_live(source, model, cfg, *, stats, seconds) -> int:
     """Run the pipeline on an analysis thread until the source ends, ``seconds``, or a signal."""
+    from realtime.factory import build_pipeline
     from realtime.pipeline import AnalysisThread
 
     stop = threading.Event()
@@ -411,7 +430,7 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
     with _stop_on_signals(stop):
         try:
             sinks += _live_sinks(cfg, stats, model)
-            pipeline = _pipeline(model, cfg, sinks=sinks, stats=stats)
+            pipeline = build_pipeline(cfg, model=model, sinks=sinks, stats=stats)
             thread = AnalysisThread(pipeline, source, seconds=seconds, stop=stop)
             print(f"moodtrack: {source.name} ({source.sample_rate} Hz, {source.channels} ch) -> "
                   f"model {stats.model}, {cfg['analysis']['update_hz']:g} updates/s"
