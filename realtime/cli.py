@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -91,6 +92,34 @@ def _output_options() -> argparse.ArgumentParser:
     return p
 
 
+def version_text(model_path: str | os.PathLike | None = None) -> str:
+    """``moodtrack VERSION``, then the model's name and version and every other ``*_version``
+    its metadata carries (the feature version...), or why the model cannot be read."""
+    from realtime.model import MoodModel
+
+    lines = [f"moodtrack {__version__}"]
+    try:
+        model = MoodModel(model_path)
+    except MoodtrackError as exc:
+        return "\n".join([*lines, f"model: {exc}"])
+    lines.append(f"model: {model.info.name} version {model.info.version} ({model.path})")
+    lines += [f"{key}: {value}" for key, value in sorted(model.metadata.items())
+              if key.endswith("_version") and key != "model_version"]
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but the model is only read when it is asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     run, out = _run_options(), _output_options()
     parser = argparse.ArgumentParser(
@@ -98,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming, real-time music mood tracker: valence/arousal and mood from "
                     "live audio or files, to a terminal dashboard, ZeroMQ and CSV. With no "
                     "command: 'live' on the default input, or 'demo' where there is none.")
-    parser.add_argument("--version", action="version", version=f"moodtrack {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the package, model and feature versions and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("devices", help="list audio input devices (> marks the default)",
@@ -137,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image format of --plot: png (default), svg or pdf")
     where = ana.add_mutually_exclusive_group()
     where.add_argument("-j", "--jobs", type=int, metavar="N",
-                       help="analyse N files at a time in worker processes of this machine")
+                       help="analyse N files at a time in worker processes of this machine "
+                            "(default: one per core available to this process; 1 = in this "
+                            "process)")
     where.add_argument("--dask", metavar="ADDRESS",
                        help="run the files on a Dask distributed cluster (scheduler address, "
                             "e.g. tcp://scheduler:8786); workers must reach the audio files "
@@ -344,7 +376,8 @@ def _live_sinks(cfg, stats, model=None) -> list:
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
-            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"]))
+            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"],
+                                   level=o["dashboard_level"]))
         else:
             sinks.append(LogSink(sys.stdout))
     except BaseException:
@@ -495,7 +528,7 @@ def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
     taken: set[str] = set(RESERVED_STEMS)
     names = []
     for f in inputs:
-        for cand in (f.stem, f.name, *(f"{f.stem}-{k}" for k in range(2, 10_000))):
+        for cand in itertools.chain((f.stem, f.name), (f"{f.stem}-{k}" for k in range(2, 10_000))):
             if cand.lower() not in taken:
                 break
         taken.add(cand.lower())
@@ -549,14 +582,15 @@ def cmd_analyze(args, cfg) -> int:
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                         TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, transient=False)
+                        TimeRemainingColumn(), console=console, transient=False,
+                        refresh_per_second=2)  # rich's 10 redraws/s cost ~10 % of the run
     task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds),
                              files=f"0/{len(inputs)} files")
     advance = lambda s: progress.advance(task, s)  # noqa: E731
     if args.dask:  # connects now: an unreachable scheduler stops the run before the bar
         runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
-    elif args.jobs and args.jobs > 1:
-        runner = batch.run_processes(inputs, options=options, jobs=args.jobs, advance=advance)
+    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(inputs) > 1:
+        runner = batch.run_processes(inputs, options=options, jobs=jobs, advance=advance)
     else:
         runner = batch.run_serial(inputs, options=options, advance=advance)
     with progress:
