@@ -101,10 +101,13 @@ def _osc_targets(values: list[str]) -> list[str]:
 
 
 def _web_listen(value: str) -> str:
-    from realtime.web import parse_listen
+    from realtime.web import LISTEN_HELP, parse_listen
 
     if value:
-        parse_listen(value)
+        try:
+            parse_listen(value)
+        except MoodtrackError:
+            raise MoodtrackError(LISTEN_HELP) from None
     return value
 
 

@@ -63,6 +63,7 @@ ASSETS_DIR = Path(__file__).resolve().parent / "web"
 #: Files of the page, by URL path, with their content types.
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 DEFAULT_PORT = 8770
+LISTEN_HELP = "give [HOST:]PORT with a port 0..65535, e.g. 8770 or 0.0.0.0:8770"
 #: Updates waiting between the analysis thread and the server thread.
 HANDOFF = 256
 #: Messages queued per page; beyond, its oldest are dropped.
@@ -92,8 +93,7 @@ def parse_listen(value: str, *, what: str = "--web") -> tuple[str, int]:
         host, port = "127.0.0.1", text
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise MoodtrackError(f"{what} {value!r} is invalid: give [HOST:]PORT with a port "
-                             "0..65535, e.g. 8770 or 0.0.0.0:8770")
+        raise MoodtrackError(f"{what} {value!r} is invalid: {LISTEN_HELP}")
     return host, int(port)
 
 
