@@ -391,6 +391,14 @@ class ZmqLog(threading.Thread):
                 self.by_seq[msg["seq"]] = msg
                 self.latest = msg
 
+    def message(self, seq: int, timeout: float = 2.0) -> dict:
+        """The message of ``seq`` (waiting a little: the page may have it first)."""
+        end = time.monotonic() + timeout
+        while seq not in self.by_seq:
+            assert time.monotonic() < end, f"ZeroMQ never published seq {seq}"
+            time.sleep(0.01)
+        return self.by_seq[seq]
+
     def close(self) -> None:
         self.stop.set()
         self.join(2)
@@ -435,15 +443,15 @@ def test_live_page_matches_zeromq_and_survives_a_restart(browser):
         page, response, errors = open_page(browser, f"http://127.0.0.1:{web_port}/")
         assert response is not None and response.status == 200
         wait_js(page, "document.getElementById('conn').textContent === 'live'",
-                               timeout=15)
+                timeout=15)
         wait_js(page, "document.getElementById('mood').dataset.seq >= 8",
-                               timeout=15)
+                timeout=15)
         assert errors == []
         for _ in range(4):
             seq, word, colour = page_now(page)
             newest = zlog.latest["seq"]
-            assert seq in zlog.by_seq, "the page shows an update ZeroMQ never published"
-            assert word == zlog.by_seq[seq]["mood"] and colour == zlog.by_seq[seq]["color_hex"]
+            msg = zlog.message(seq)
+            assert word == msg["mood"] and colour == msg["color_hex"]
             assert newest - seq <= 1, f"page at seq {seq}, ZeroMQ at {newest}"
             time.sleep(0.6)
         assert page.evaluate("document.querySelectorAll('#health dd').length") >= 8
@@ -454,16 +462,16 @@ def test_live_page_matches_zeromq_and_survives_a_restart(browser):
 
         stop(proc)  # the tracker stops: the page says so
         wait_js(page, "document.getElementById('conn').textContent === 'disconnected'",
-                               timeout=5)
+                timeout=5)
         assert "disconnected" in page.inner_text("header")
         zlog.latest, zlog.by_seq = None, {}
         proc = start_demo(web_port, zmq_port)  # and comes back by itself
         wait_js(page, "document.getElementById('conn').textContent === 'live'",
-                               timeout=20)
+                timeout=20)
         wait_js(page, "document.getElementById('mood').dataset.seq >= 4",
-                               timeout=15)
+                timeout=15)  # the page forgot the old run on the new one's hello
         seq, word, _ = page_now(page)
-        assert seq < 40 and zlog.by_seq[seq]["mood"] == word  # the new run's updates
+        assert seq < 40 and zlog.message(seq)["mood"] == word  # the new run's updates
     finally:
         stop(proc)
         zlog.close()
@@ -482,7 +490,7 @@ def test_token_is_required_in_the_browser(browser):
         page, response, errors = open_page(browser, base + "?token=tok-123")
         assert response.status == 200
         wait_js(page, "document.getElementById('conn').textContent === 'live'",
-                               timeout=5)
+                timeout=5)
         assert errors == []
         page.close()
     finally:

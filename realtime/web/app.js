@@ -93,7 +93,7 @@
 
     function handle(m) {
       if (m.type === "hello") {
-        if (m.session !== session) { updates = []; status = null; }
+        if (m.session !== session) { updates = []; status = null; renderNow(undefined); }
         session = m.session; historyS = m.history_s || historyS;
         setConn("live");
       } else if (m.type === "history") {
@@ -132,7 +132,10 @@
 
     function renderNow(u) {
       const mood = $("mood");
-      if (!u) { mood.textContent = "waiting…"; mood.style.color = ""; return; }
+      if (!u) {  // nothing yet, or a new tracker run that has not sent an update
+        mood.textContent = "waiting…"; mood.style.color = ""; mood.dataset.seq = ""; mood.dataset.color = "";
+        return;
+      }
       mood.textContent = u.mood;
       mood.dataset.seq = u.seq;
       mood.dataset.color = u.color_hex || "";
