@@ -114,6 +114,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
     from realtime.factory import build_pipeline
     from realtime.sources import FileSource
     from realtime.summary import summarize
+    from realtime.tags import clip_tags
     from realtime.timeline import Timeline
 
     model = load_model(o.model)
@@ -129,7 +130,8 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
         from realtime.plot import plot_bytes
 
         plot = plot_bytes(tl, o.plot_format)
-    return FileResult(str(path), updates, duration, summarize(tl, duration_s=duration), plot)
+    summary = {**summarize(tl, duration_s=duration), **clip_tags(u.tags for u in updates)}
+    return FileResult(str(path), updates, duration, summary, plot)
 
 
 class _Collect:

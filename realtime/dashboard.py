@@ -322,7 +322,9 @@ _NOT_SHOWN = frozenset({"blocks", "updates", "nonfinite_samples"})
 
 class Dashboard:
     """The live dashboard sink. ``refresh_hz``: most redraws per second; ``history_s``:
-    seconds of audio the sparklines cover; ``console``: a rich Console (default stdout).
+    seconds of audio the sparklines cover; ``level``: ``"dbfs"`` or ``"lufs"``, what the
+    level meter is to show (``output.dashboard_level``); ``console``: a rich Console
+    (default stdout).
 
     A drawing thread checks ``refresh_hz`` times a second whether anything shown has
     changed (a new update, a counter, the terminal size, the uptime's second) and only
@@ -330,9 +332,10 @@ class Dashboard:
     """
 
     def __init__(self, stats: PipelineStats, *, refresh_hz: float = 5.0,
-                 history_s: float = 180.0, console: Console | None = None):
+                 history_s: float = 180.0, level: str = "dbfs", console: Console | None = None):
         self.stats = stats
         self.history_s = float(history_s)
+        self.level = level
         self.console = console or Console()
         self._history: deque[MoodUpdate] = deque()
         self._lock = threading.Lock()
