@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from realtime.channels import loudness_gains
-from realtime.loudness import FLOOR_LUFS, LoudnessMeter, k_weighting_sos
+from realtime.loudness import FLOOR_LUFS, LoudnessMeter, SosFilter, k_weighting_sos
 from realtime.model import MoodModel
 from realtime.pipeline import Pipeline
 
@@ -43,6 +43,32 @@ def test_k_weighting_at_48k_is_bs1770s_published_filter():
                                         1.0, -1.69065929318241, 0.73248077421585], atol=1e-8)
     np.testing.assert_allclose(sos[1], [1.0, -2.0, 1.0, 1.0, -1.99004745483398,
                                         0.99007225036621], atol=1e-8)
+
+
+@pytest.mark.parametrize("rate", [22050, 48000, 192000])
+def test_sos_filter_is_scipys_sosfilt_with_state_for_any_block_sizes(rate):
+    from scipy.signal import sosfilt  # the reference (too slow to import for the runtime)
+
+    sos = k_weighting_sos(rate)
+    x = np.random.default_rng(rate).standard_normal((40000, 3)).astype(np.float32)
+    ref = sosfilt(sos, x.astype(np.float64), axis=0)
+    f = SosFilter(sos, channels=3)
+    out, i, k, sizes = [], 0, 0, [1, 77, 4099, 513, 256, 20000, 1000]
+    while i < len(x):
+        out.append(f(x[i:i + sizes[k % len(sizes)]]))
+        i, k = i + sizes[k % len(sizes)], k + 1
+    np.testing.assert_allclose(np.concatenate(out), ref, atol=1e-6 * np.abs(ref).max())
+
+
+def test_loudness_does_not_import_scipy_signal():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, realtime.pipeline, realtime.loudness as L; "
+            "m = L.LoudnessMeter(sample_rate=48000, gains=[1, 1]); "
+            "m.process(np.ones((4800, 2), np.float32)); print('scipy.signal' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
 @pytest.mark.parametrize("rate", [48000, 44100, 96000, 22050])
