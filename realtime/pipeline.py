@@ -133,12 +133,19 @@ class Pipeline:
         tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
         return self._analyse(tail, time.monotonic() if arrival is None else arrival)
 
+    @staticmethod
+    def _first(what: str, old, new) -> bool:
+        """Whether ``new`` sets a stream property for the first time (False: unchanged); a
+        change within the stream is a MoodtrackError."""
+        if old == new:
+            return False
+        if old is not None:
+            raise MoodtrackError(f"input {what} changed from {old} to {new} within one stream")
+        return True
+
     def _set_rate(self, rate: int) -> None:
-        if self.input_rate == rate:
+        if not self._first("sample rate (Hz)", self.input_rate, rate):
             return
-        if self.input_rate is not None:
-            raise MoodtrackError(f"input sample rate changed from {self.input_rate} to {rate} Hz "
-                                 "within one stream")
         if rate <= 0:
             raise MoodtrackError(f"unsupported input sample rate {rate} Hz")
         self.input_rate = rate
@@ -151,11 +158,8 @@ class Pipeline:
 
     def _set_channels(self, channels: int) -> None:
         """The mix weights and the loudness meter, for the stream's channel count."""
-        if self.channels == channels:
+        if not self._first("channels", self.channels, channels):
             return
-        if self.channels is not None:
-            raise MoodtrackError(f"input channels changed from {self.channels} to {channels} "
-                                 "within one stream")
         self.channels = channels
         w = mix_weights(channels, self.channel_weights)
         self._weights = None if np.all(w == w[0]) else w

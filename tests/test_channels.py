@@ -114,3 +114,10 @@ def test_analyze_uses_the_channel_weights_of_the_config(tiny_model_path, tmp_pat
             return [(r["valence"], r["arousal"], r["level_db"]) for r in csv.DictReader(f)]
 
     assert rows("bus.csv") == rows("score.csv") and len(rows("bus.csv")) == 4
+
+
+def test_a_channel_count_change_within_a_stream_is_an_error(tiny_model_path):
+    p = build_pipeline(cfgmod.defaults(), model=MoodModel(tiny_model_path))
+    p.push(np.zeros((1000, 2), np.float32), sample_rate=SR)
+    with pytest.raises(MoodtrackError, match="input channels changed from 2 to 1 within one"):
+        p.push(np.zeros(1000, np.float32), sample_rate=SR)
