@@ -124,6 +124,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
         pipeline.run(src, seconds=o.seconds, on_block=None if on_block is None else
                      lambda n: on_block(n / src.sample_rate))
         duration = pipeline.frames_in / src.sample_rate
+        said = src.decoder_messages
     tl = Timeline.from_updates(updates, name=path.name)
     plot = None
     if o.plot_format:
@@ -131,6 +132,8 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
 
         plot = plot_bytes(tl, o.plot_format)
     summary = {**summarize(tl, duration_s=duration), **clip_tags(u.tags for u in updates)}
+    if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
+        summary["decoder_messages"] = said
     return FileResult(str(path), updates, duration, summary, plot)
 
 
