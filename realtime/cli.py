@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -162,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image format of --plot: png (default), svg or pdf")
     where = ana.add_mutually_exclusive_group()
     where.add_argument("-j", "--jobs", type=int, metavar="N",
-                       help="analyse N files at a time in worker processes of this machine")
+                       help="analyse N files at a time in worker processes of this machine "
+                            "(default: one per core available to this process; 1 = in this "
+                            "process)")
     where.add_argument("--dask", metavar="ADDRESS",
                        help="run the files on a Dask distributed cluster (scheduler address, "
                             "e.g. tcp://scheduler:8786); workers must reach the audio files "
@@ -479,7 +482,7 @@ def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
     taken: set[str] = set(RESERVED_STEMS)
     names = []
     for f in inputs:
-        for cand in (f.stem, f.name, *(f"{f.stem}-{k}" for k in range(2, 10_000))):
+        for cand in itertools.chain((f.stem, f.name), (f"{f.stem}-{k}" for k in range(2, 10_000))):
             if cand.lower() not in taken:
                 break
         taken.add(cand.lower())
@@ -533,14 +536,15 @@ def cmd_analyze(args, cfg) -> int:
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                         TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, transient=False)
+                        TimeRemainingColumn(), console=console, transient=False,
+                        refresh_per_second=2)  # rich's 10 redraws/s cost ~10 % of the run
     task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds),
                              files=f"0/{len(inputs)} files")
     advance = lambda s: progress.advance(task, s)  # noqa: E731
     if args.dask:  # connects now: an unreachable scheduler stops the run before the bar
         runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
-    elif args.jobs and args.jobs > 1:
-        runner = batch.run_processes(inputs, options=options, jobs=args.jobs, advance=advance)
+    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(inputs) > 1:
+        runner = batch.run_processes(inputs, options=options, jobs=jobs, advance=advance)
     else:
         runner = batch.run_serial(inputs, options=options, advance=advance)
     with progress:

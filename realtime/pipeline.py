@@ -37,7 +37,7 @@ def sanitize(data: np.ndarray) -> tuple[np.ndarray, int]:
     data = np.asarray(data, dtype=np.float32)
     if data.size == 0:
         return data, 0
-    peak = float(np.max(np.abs(data)))
+    peak = max(float(data.max()), -float(data.min()))  # no |data| temporary
     if peak <= MAX_ABS_SAMPLE:  # False for NaN
         return data, 0
     finite = np.isfinite(data)
