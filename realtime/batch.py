@@ -32,17 +32,22 @@ BLOCK_FRAMES = 65536
 DASK_CONNECT_TIMEOUT_S = 10
 
 
+def _default_config() -> dict:
+    from realtime.config import defaults
+
+    return defaults()
+
+
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """What the per-file work needs, picklable: ``model`` (absolute ONNX path),
-    ``update_hz`` (updates per second), ``smoothing_s`` and ``seconds`` (seconds; None =
-    the whole file), ``silence_db`` (dBFS), ``plot_format`` (``"png"``, ``"svg"``,
+    ``config`` (the merged run config, from which :func:`realtime.factory.build_pipeline`
+    builds each file's pipeline exactly as the live modes do; default: the defaults),
+    ``seconds`` (seconds; None = the whole file), ``plot_format`` (``"png"``, ``"svg"``,
     ``"pdf"`` or None for no plot)."""
 
     model: str
-    update_hz: float = 2.0
-    smoothing_s: float = 2.0
-    silence_db: float = -60.0
+    config: dict = field(default_factory=_default_config, compare=False)
     seconds: float | None = None
     plot_format: str | None = None
 
@@ -53,9 +58,8 @@ class AnalyzeOptions:
 
         a = cfg["analysis"]
         model = Path(a["model"]) if a["model"] else default_model_path()
-        return cls(model=str(model.absolute()), update_hz=a["update_hz"],
-                   smoothing_s=a["smoothing_s"], silence_db=a["silence_db"],
-                   seconds=seconds, plot_format=plot_format)
+        return cls(model=str(model.absolute()), config=cfg, seconds=seconds,
+                   plot_format=plot_format)
 
 
 @dataclass
@@ -107,7 +111,7 @@ def analyze_file(path: str | os.PathLike, *, options: AnalyzeOptions,
 
 
 def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
-    from realtime.pipeline import Pipeline
+    from realtime.factory import build_pipeline
     from realtime.sources import FileSource
     from realtime.summary import summarize
     from realtime.timeline import Timeline
@@ -115,8 +119,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
     model = load_model(o.model)
     with FileSource(path, paced=False, blocksize=BLOCK_FRAMES) as src:
         updates: list[MoodUpdate] = []
-        pipeline = Pipeline(model, update_hz=o.update_hz, smoothing_s=o.smoothing_s,
-                            silence_db=o.silence_db, sinks=[_Collect(updates)])
+        pipeline = build_pipeline(o.config, model=model, sinks=[_Collect(updates)])
         pipeline.run(src, seconds=o.seconds, on_block=None if on_block is None else
                      lambda n: on_block(n / src.sample_rate))
         duration = pipeline.frames_in / src.sample_rate
@@ -237,7 +240,8 @@ def _dask_results(client, inputs, options, advance) -> Runner:
 def input_key(path: str | os.PathLike, *, model_sha256: str, model_version: str,
               options: AnalyzeOptions) -> dict:
     """What makes a file's timeline up to date: the input's absolute path, size and mtime,
-    the model (SHA-256 and version) and the analysis options."""
+    the model (SHA-256 and version) and the analysis options (the config's ``[analysis]``
+    keys but the model's path, and ``seconds``)."""
     try:
         st = os.stat(path)
         size, mtime = st.st_size, st.st_mtime_ns
@@ -245,8 +249,8 @@ def input_key(path: str | os.PathLike, *, model_sha256: str, model_version: str,
         size = mtime = None
     return {"input": os.path.abspath(path), "size": size, "mtime_ns": mtime,
             "model": model_sha256, "model_version": model_version,
-            "options": {"update_hz": options.update_hz, "smoothing_s": options.smoothing_s,
-                        "silence_db": options.silence_db, "seconds": options.seconds}}
+            "options": {**{k: v for k, v in options.config.get("analysis", {}).items()
+                           if k != "model"}, "seconds": options.seconds}}
 
 
 KEY_FIELDS = ("input", "size", "mtime_ns", "model", "options")

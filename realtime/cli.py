@@ -246,17 +246,6 @@ def _load_model(cfg: cfgmod.Config):
     return MoodModel(cfg["analysis"]["model"] or None)
 
 
-def _pipeline(model, cfg, *, sinks, stats):
-    from realtime.colour import MoodColour
-    from realtime.pipeline import Pipeline
-
-    a, lit = cfg["analysis"], cfg["lighting"]
-    colour = MoodColour(palette=lit["palette"], brightness=lit["brightness"],
-                        smoothing_s=lit["smoothing_s"])
-    return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
-                    silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour)
-
-
 def _check_seconds(seconds: float | None) -> None:
     if seconds is not None and not seconds > 0:
         raise MoodtrackError(f"--seconds {seconds:g} must be a positive number of seconds")
@@ -412,6 +401,7 @@ class _StateLog:
 
 def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) -> int:
     """Run the pipeline on an analysis thread until the source ends, ``seconds``, or a signal."""
+    from realtime.factory import build_pipeline
     from realtime.pipeline import AnalysisThread
 
     stop = threading.Event()
@@ -422,7 +412,7 @@ def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) ->
     with _stop_on_signals(stop):
         try:
             sinks += _live_sinks(cfg, stats, model, source=source, overwrite=overwrite)
-            pipeline = _pipeline(model, cfg, sinks=sinks, stats=stats)
+            pipeline = build_pipeline(cfg, model=model, sinks=sinks, stats=stats)
             thread = AnalysisThread(pipeline, source, seconds=seconds, stop=stop)
             print(f"moodtrack: {source.name} ({source.sample_rate} Hz, {source.channels} ch) -> "
                   f"model {stats.model}, {cfg['analysis']['update_hz']:g} updates/s"
