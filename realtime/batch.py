@@ -123,13 +123,17 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
         pipeline.run(src, seconds=o.seconds, on_block=None if on_block is None else
                      lambda n: on_block(n / src.sample_rate))
         duration = pipeline.frames_in / src.sample_rate
+        said = src.decoder_messages
     tl = Timeline.from_updates(updates, name=path.name)
     plot = None
     if o.plot_format:
         from realtime.plot import plot_bytes
 
         plot = plot_bytes(tl, o.plot_format)
-    return FileResult(str(path), updates, duration, summarize(tl, duration_s=duration), plot)
+    summary = summarize(tl, duration_s=duration)
+    if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
+        summary["decoder_messages"] = said
+    return FileResult(str(path), updates, duration, summary, plot)
 
 
 class _Collect:

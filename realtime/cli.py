@@ -87,6 +87,34 @@ def _output_options() -> argparse.ArgumentParser:
     return p
 
 
+def version_text(model_path: str | os.PathLike | None = None) -> str:
+    """``moodtrack VERSION``, then the model's name and version and every other ``*_version``
+    its metadata carries (the feature version...), or why the model cannot be read."""
+    from realtime.model import MoodModel
+
+    lines = [f"moodtrack {__version__}"]
+    try:
+        model = MoodModel(model_path)
+    except MoodtrackError as exc:
+        return "\n".join([*lines, f"model: {exc}"])
+    lines.append(f"model: {model.info.name} version {model.info.version} ({model.path})")
+    lines += [f"{key}: {value}" for key, value in sorted(model.metadata.items())
+              if key.endswith("_version") and key != "model_version"]
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but the model is only read when it is asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     run, out = _run_options(), _output_options()
     parser = argparse.ArgumentParser(
@@ -94,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming, real-time music mood tracker: valence/arousal and mood from "
                     "live audio or files, to a terminal dashboard, ZeroMQ and CSV. With no "
                     "command: 'live' on the default input, or 'demo' where there is none.")
-    parser.add_argument("--version", action="version", version=f"moodtrack {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the package, model and feature versions and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("devices", help="list audio input devices (> marks the default)",

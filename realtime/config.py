@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import MoodtrackError
+from realtime.resources import shipped_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: The shipped presets (``configs/`` of the source tree, ``realtime.configs`` installed).
+CONFIG_DIR = shipped_dir("configs")
 MAX_UPDATE_HZ = 20.0
 
 
@@ -207,6 +209,12 @@ def validate(data: dict, *, where: str = "config", labels: dict[str, str] | None
     """
     out: Config = {}
     for sec, table in data.items():
+        if sec not in OPTIONS and not isinstance(table, dict):
+            home = [s for s, opts in OPTIONS.items() if sec in opts]
+            raise MoodtrackError(
+                f"{where}: key {sec} is outside any section; "
+                + ("put it under " + " or ".join(f"[{h}]" for h in home) if home else "keys go under "
+                   + ", ".join(f"[{s}]" for s in OPTIONS)))
         if sec not in OPTIONS:
             raise MoodtrackError(f"{where}: unknown section [{sec}]; sections are "
                                  + ", ".join(f"[{s}]" for s in OPTIONS))

@@ -16,6 +16,9 @@ import contextlib
 import errno
 import os
 import queue
+import re
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -140,12 +143,59 @@ class QueuedSource(Source):
             raise MoodtrackError(self._error)
 
 
+#: A line a C decoder writes to stderr: libmpg123's "[src/libmpg123/layer3.c:...] error:
+#: part2_3_length (3360) too large ...", "Note: Trying to resync...", "Warning: ...".
+_DECODER_LINE = re.compile(rb"^(\[[^\]\n]*\.c:|Note: |Warning: |Error: )")
+#: Most decoder messages kept per file.
+MAX_DECODER_MESSAGES = 20
+_FD2_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def decoder_messages(into: list[str]):
+    """Capture what C code writes to file descriptor 2 while the block runs.
+
+    Lines that look like a decoder's (libmpg123 reports damaged frames it skips on files
+    that still decode) are appended to ``into`` (at most :data:`MAX_DECODER_MESSAGES`);
+    anything else written meanwhile (another thread's message, a progress bar) goes on to
+    stderr unchanged. Without a file descriptor 2 the block runs uncaptured.
+    """
+    with _FD2_LOCK:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                other = b""
+                for line in tmp.read().splitlines(keepends=True):
+                    if _DECODER_LINE.match(line):
+                        if len(into) < MAX_DECODER_MESSAGES:
+                            into.append(line.decode("utf-8", "replace").strip())
+                    else:
+                        other += line
+                if other:
+                    with contextlib.suppress(OSError):
+                        os.write(2, other)
+
+
 class FileSource(Source):
     """An audio file (anything libsndfile reads: wav, flac, ogg, mp3...) in blocks.
 
     ``paced=False`` reads in the caller's thread as fast as it consumes;
     ``paced=True`` delivers each block when its last frame would have been captured,
     through the same queue structure as the microphone. Both give identical audio.
+    ``decoder_messages``: what the decoder reported on stderr while the file was opened and
+    read (see :func:`decoder_messages`; not shown, kept for the run's summary).
     """
 
     def __init__(self, path: str | os.PathLike, *, paced: bool = False, blocksize: int = 1024,
@@ -163,7 +213,9 @@ class FileSource(Source):
             size = os.fstat(fd).st_size
             if size == 0:
                 raise MoodtrackError(f"cannot read audio file {self.name}: it is empty (0 bytes)")
-            self._file = sf.SoundFile(fd, closefd=False)
+            self.decoder_messages: list[str] = []
+            with decoder_messages(self.decoder_messages):
+                self._file = sf.SoundFile(fd, closefd=False)
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
             os.close(fd)
             raise MoodtrackError(f"cannot read audio file {self.name}: {_reason(exc)}; "
@@ -173,6 +225,8 @@ class FileSource(Source):
             raise
         self._fd: int | None = fd
         self._queued = None
+        # Only the MPEG decoder (libmpg123) talks on stderr: capture its reads alone.
+        self._chatty = self._file.format.upper() in ("MPEG", "MP3")
         self.sample_rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.frames = int(self._file.frames)
@@ -191,9 +245,14 @@ class FileSource(Source):
         """The file's blocks, float32 (n, channels); a decoding error is a MoodtrackError."""
         while True:
             try:
-                data = self._file.read(self.blocksize, dtype="float32", always_2d=True)
+                with (decoder_messages(self.decoder_messages) if self._chatty
+                      else contextlib.nullcontext()):
+                    data = self._file.read(self.blocksize, dtype="float32", always_2d=True)
             except Exception as exc:  # libsndfile decoding errors surface as several types
-                raise MoodtrackError(f"cannot decode audio file {self.name}: {_reason(exc)}") from None
+                said = f" (the decoder said: {self.decoder_messages[-1]})" \
+                    if self.decoder_messages else ""
+                raise MoodtrackError(f"cannot decode audio file {self.name}: "
+                                     f"{_reason(exc)}{said}") from None
             if data.shape[0] == 0:
                 return
             yield data

@@ -176,6 +176,12 @@ def test_plot_command_default_output_and_errors(plain_run, tmp_path, capsys):
     bad.write_text("not,a,timeline\n")
     assert cli.main(["plot", str(bad)]) == 2
     assert f"timeline {bad} lacks the column(s)" in capsys.readouterr().err
+    audio = tmp_path / "song.ogg"
+    audio.write_bytes(b"OggS\x00\x02" + bytes(range(256)) * 8)
+    assert cli.main(["plot", str(audio)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"moodtrack: error: timeline {audio} is not a CSV text file")
+    assert f"moodtrack analyze {audio} -o DIR --plot" in err and "codec" not in err
 
 
 def test_an_empty_timeline_still_plots(tmp_path):

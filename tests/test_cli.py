@@ -258,3 +258,14 @@ def test_demo_runs_the_live_pipeline(capsys, tiny_model_path):
     lines = captured.out.splitlines()
     assert len(lines) == 2 and lines[0].split()[0] == "1.00s" and lines[1].split()[0] == "1.50s"
     assert "demo.ogg (22050 Hz, 1 ch)" in captured.err
+
+
+def test_subscribe_template_has_help_and_rejects_a_bad_endpoint():
+    script = str(ROOT / "tools" / "subscribe.py")
+    out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0 and "endpoint" in out.stdout and not out.stderr
+    bad = subprocess.run([sys.executable, script, "nonsense"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("subscribe.py: error: cannot connect to 'nonsense'")
