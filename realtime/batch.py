@@ -156,6 +156,15 @@ def run_serial(inputs: list[Path], *, options: AnalyzeOptions,
         yield i, analyze_file(p, options=options, on_block=advance)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity; all cores where that is unknown):
+    the default number of ``analyze`` worker processes."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def _init_worker(model: str) -> None:
     """Process-pool initializer: one thread per worker for numerical code; the model.
     Ctrl-C is the parent's to handle (it stops the workers)."""

@@ -167,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image format of --plot: png (default), svg or pdf")
     where = ana.add_mutually_exclusive_group()
     where.add_argument("-j", "--jobs", type=int, metavar="N",
-                       help="analyse N files at a time in worker processes of this machine")
+                       help="analyse N files at a time in worker processes of this machine "
+                            "(default: one per core available to this process; 1 = in this "
+                            "process)")
     where.add_argument("--dask", metavar="ADDRESS",
                        help="run the files on a Dask distributed cluster (scheduler address, "
                             "e.g. tcp://scheduler:8786); workers must reach the audio files "
@@ -370,7 +372,8 @@ def _live_sinks(cfg, stats, model=None, *, source=None, overwrite: bool = False)
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
-            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"]))
+            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"],
+                                   level=o["dashboard_level"]))
         else:
             sinks.append(LogSink(sys.stdout))
     except BaseException:
@@ -625,7 +628,8 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                         TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, transient=False)
+                        TimeRemainingColumn(), console=console, transient=False,
+                        refresh_per_second=2)  # rich's 10 redraws/s cost ~10 % of the run
     task = progress.add_task("analyze", total=_total_seconds(work, args.seconds),
                              files=f"0/{len(work)} files")
     advance = lambda s: progress.advance(task, s)  # noqa: E731
@@ -633,8 +637,8 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
         runner = iter(())
     elif args.dask:  # connects now: an unreachable scheduler stops the run before the bar
         runner = batch.run_dask(work, options=options, address=args.dask, advance=advance)
-    elif args.jobs and args.jobs > 1:
-        runner = batch.run_processes(work, options=options, jobs=args.jobs, advance=advance)
+    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(work) > 1:
+        runner = batch.run_processes(work, options=options, jobs=jobs, advance=advance)
     else:
         runner = batch.run_serial(work, options=options, advance=advance)
     with progress:
@@ -656,14 +660,16 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
                                    "plot": None if plot is None else str(plot),
                                    "timeline_bytes": csv_path.stat().st_size,
                                    "summary": res.summary})
-                progress.console.print(f"[green]ok[/] {escape(display(f))} -> {escape(display(csv_path))} "
-                                       f"({len(res.updates)} updates)", highlight=False)
+                progress.console.print(f"[green]ok[/] {escape(display(f))} -> "
+                                       f"{escape(display(csv_path))} ({len(res.updates)} "
+                                       "updates)", highlight=False)
             else:
                 _record(manifest, {**base, "state": "failed", "error": error})
                 failed.append((f, error))
                 progress.console.print(f"[red]failed[/] {escape(display(f))}: {escape(error)}",
                                        highlight=False)
-            progress.update(task, description=escape(display(f.name)[-40:]), files=f"{done}/{len(work)} files")
+            progress.update(task, description=escape(display(f.name)[-40:]),
+                            files=f"{done}/{len(work)} files")
     return failed
 
 

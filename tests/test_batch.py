@@ -57,8 +57,26 @@ def _timelines(out):
 @pytest.fixture(scope="module")
 def plain_run(library, tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain")
-    assert _analyze(library, out, tiny_model_path, "--plot") == 1  # the broken file
+    assert _analyze(library, out, tiny_model_path, "--plot", "--jobs", "1") == 1  # the broken file
     return out
+
+
+@pytest.mark.parametrize("cores,files,expect", [({0, 1, 2}, None, 3), ({5}, None, None),
+                                                ({0, 1}, "loud.wav", None)])
+def test_jobs_default_to_the_cores_available(library, tiny_model_path, tmp_path, monkeypatch,
+                                             cores, files, expect):
+    """No --jobs: one worker per core this process may use; serial on one core or one file."""
+    used = []
+    monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: cores)
+    monkeypatch.setattr(batch, "run_processes",
+                        lambda inputs, *, jobs, **kw: used.append(jobs)
+                        or batch.run_serial(inputs, **kw))
+    serial = batch.run_serial
+    monkeypatch.setattr(batch, "run_serial", lambda *a, **kw: used.append(None) or serial(*a, **kw))
+    path = library / files if files else library
+    assert cli.main(["analyze", str(path), "-o", str(tmp_path), "--model", str(tiny_model_path)]) \
+        == (0 if files else 1)
+    assert used[0] == expect
 
 
 def test_plain_run_writes_timelines_plots_and_the_run_summary(plain_run, library):

@@ -194,7 +194,7 @@ def test_kill_9_leaves_only_whole_timelines_and_the_next_run_resumes(tiny_model_
     assert p.returncode == 0, p.stderr
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "analyze", str(lib), "-o", str(out),
-                             "--rate", "20"], cwd=ROOT, env=_env(tiny_model_path),
+                             "--rate", "20", "--jobs", "1"], cwd=ROOT, env=_env(tiny_model_path),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
