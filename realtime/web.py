@@ -31,8 +31,9 @@ WebSocket messages (text, JSON, one object each, ``type`` first):
   restarted), ``history_s``, ``version``;
 - ``history``: ``updates``, the recent updates (oldest first), sent after ``hello``;
 - ``mood``: one update, the keys of the ZeroMQ ``mood`` message (``seq``, ``t``,
-  ``valence``, ``arousal``, ``mood``, ``color_hex``, ...) plus, when the update has them,
-  ``loudness_m``, ``loudness_s``, ``speech`` and ``tags``;
+  ``valence``, ``arousal``, ``mood``, ``color_hex``, ``loudness_m``, ``loudness_s``,
+  ``speech``, ...) plus, on the updates that bring tags (about once a second), ``tags``:
+  the ZeroMQ ``tags`` message's ``instruments`` and ``genres`` lists of ``[name, score]``;
 - ``status``: the ZeroMQ ``status`` record (``device``, ``input_state``, ``overflows``,
   ``dropped_blocks``, ``web_dropped``, ...) plus ``web_clients``.
 """
@@ -122,14 +123,16 @@ def web_record(update: MoodUpdate) -> dict:
     has them, :data:`EXTRA_FIELDS`."""
     from realtime.sinks import update_record
 
+    from realtime.tags import top_k
+
     rec = update_record(update)
     for key in EXTRA_FIELDS:
         value = getattr(update, key, None)
         if key not in rec and value is not None:
-            if isinstance(value, float):
+            if key == "tags":
+                value = top_k(value)
+            elif isinstance(value, float):
                 value = round(value, 2) if math.isfinite(value) else None
-            elif isinstance(value, (tuple, set)):
-                value = list(value)
             rec[key] = value
     return rec
 
@@ -543,10 +546,13 @@ class _Library:
         return None
 
     def listing(self) -> dict:
+        from realtime.tags import TAG_GROUPS
+
         keep = ("file", "timeline", "duration_s", "updates", "mean_valence", "mean_arousal",
-                "dominant_mood", "time_s", "tags", "error")
+                "dominant_mood", "time_s", "error")
         return {"folder": str(self.folder),
                 "files": [{"index": i, **{k: f[k] for k in keep if k in f},
+                           "tags": {g: f[g][:3] for g in TAG_GROUPS if f.get(g)},
                            "audio": self._audio[i] is not None}
                           for i, f in enumerate(self.files)]}
 

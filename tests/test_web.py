@@ -156,11 +156,12 @@ def test_web_config_section(tmp_path):
 
 def test_web_record_passes_optional_fields_when_present():
     plain = update(3)
-    assert web_record(plain) == update_record(plain)
-    rich = update(4, loudness_m=-23.456, loudness_s=-21.0, speech=0.25, tags=("strings", "drums"))
+    assert web_record(plain) == update_record(plain)  # no tags: the ZeroMQ message's keys
+    tags = {"instruments": [["piano", 0.9], ["strings", 0.5]], "genres": [["classical", 0.8]]}
+    rich = update(4, loudness_m=-23.456, loudness_s=-21.0, speech=0.25, tags=tags)
     rec = web_record(rich)
-    assert rec["loudness_m"] == -23.46 and rec["loudness_s"] == -21.0
-    assert rec["speech"] == 0.25 and rec["tags"] == ["strings", "drums"]
+    assert rec["loudness_m"] == -23.46 and rec["loudness_s"] == -21.0 and rec["speech"] == 0.25
+    assert rec["tags"] == tags
     json.dumps(rec, allow_nan=False)
 
 

@@ -33,7 +33,7 @@ step() {
   fi
 }
 
-APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils liblo-tools
   chromium)  # chromium: the web view's browser tests (driven by playwright, from the test extra)
 
 need_apt=()

@@ -64,7 +64,7 @@
     $("live").hidden = false;
     const plane = $("plane"), hist = $("hist"), windowSel = $("window");
     let updates = [];            // records, oldest first
-    let historyS = 600, session = null, status = null;
+    let historyS = 600, session = null, status = null, lastTags = null;
     let ws = null, backoff = 500, lastMsg = 0, frame = 0, histDrawn = 0, histDirty = true;
 
     function connect() {
@@ -93,7 +93,7 @@
 
     function handle(m) {
       if (m.type === "hello") {
-        if (m.session !== session) { updates = []; status = null; renderNow(undefined); }
+        if (m.session !== session) { updates = []; status = null; lastTags = null; renderNow(undefined); }
         session = m.session; historyS = m.history_s || historyS;
         setConn("live");
       } else if (m.type === "history") {
@@ -173,8 +173,9 @@
         const b = document.createElement("b"); b.textContent = v; return [l, b];
       }));
       extra.dataset.keys = parts.map((p) => p[0]).join(",");
+      if (u.tags) lastTags = u.tags;   // tags come about once a second: keep the last ones
       const tags = $("tags");
-      tags.replaceChildren(...tagList(u.tags).map((t) => {
+      tags.replaceChildren(...tagList(lastTags).map((t) => {
         const s = document.createElement("span"); s.textContent = t; return s;
       }));
     }
@@ -328,10 +329,15 @@
     connect();
   }
 
+  // Tags as short texts: [name, score] pairs, {tag, score} objects, strings, or groups of
+  // them ({instruments: [...], genres: [...]}).
   function tagList(tags) {
     if (!tags) return [];
-    if (Array.isArray(tags)) return tags.map((t) => (Array.isArray(t) ? `${t[0]} ${Math.round(100 * t[1])} %` : typeof t === "object" ? `${t.name || t.tag} ${t.score != null ? Math.round(100 * t.score) + " %" : ""}`.trim() : String(t)));
-    if (typeof tags === "object") return Object.entries(tags).map(([k, v]) => (typeof v === "number" ? `${k} ${Math.round(100 * v)} %` : k));
+    const one = (t) => Array.isArray(t) ? `${t[0]} ${Math.round(100 * t[1])} %`
+      : typeof t === "object" ? `${t.tag || t.name} ${t.score != null ? Math.round(100 * t.score) + " %" : ""}`.trim()
+      : String(t);
+    if (Array.isArray(tags)) return tags.map(one);
+    if (typeof tags === "object") return Object.values(tags).flatMap((v) => (Array.isArray(v) ? v.map(one) : []));
     return [String(tags)];
   }
 
