@@ -211,7 +211,7 @@ def test_a_stalled_page_never_blocks_emit_and_its_losses_are_counted(view):
     reader = WsReader(view.port)
     reader.start()
     reader.connected.wait(5)
-    big = ["x" * 4000]  # large messages fill the stalled page's buffers quickly
+    big = {"instruments": [["x" * 4000, 0.5]]}  # large messages fill its buffers quickly
     done = threading.Event()
     last = 3000
 
