@@ -79,6 +79,11 @@ class FileResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def warning(self) -> str | None:
+        """Why a file that was analysed is not whole (``"truncated: ..."``), or None."""
+        return (self.summary or {}).get("warning")
+
 
 # ------------------------------------------------------------------------ per-file work
 _models: dict = {}
@@ -124,6 +129,8 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
                      lambda n: on_block(n / src.sample_rate))
         duration = pipeline.frames_in / src.sample_rate
         said = src.decoder_messages
+        whole = o.seconds is None or pipeline.frames_in < round(o.seconds * src.sample_rate)
+        warning = src.truncation() if whole else None
     tl = Timeline.from_updates(updates, name=path.name)
     plot = None
     if o.plot_format:
@@ -133,6 +140,8 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
     summary = summarize(tl, duration_s=duration)
     if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
         summary["decoder_messages"] = said
+    if warning:
+        summary["warning"] = warning
     return FileResult(str(path), updates, duration, summary, plot)
 
 
@@ -308,12 +317,14 @@ def write_outputs(result: FileResult, csv_path: Path, *, plot_path: Path | None,
                                  ) from None
 
 
-def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
+def write_run_summary(out_dir: Path, entries: list[dict], *,
+                      skipped: list[dict] = ()) -> tuple[Path, Path]:
     """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything),
     each replaced only when whole.
 
     ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``; names that
-    are not UTF-8 are written with ``\\xNN`` escapes.
+    are not UTF-8 are written with ``\\xNN`` escapes. ``skipped``: ``{"path", "why"}`` of
+    what the run did not read (in the JSON).
     """
     import io
 
@@ -337,7 +348,8 @@ def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
                                       if k != "timeline"}} for e in entries]
     try:
         atomic_write(csv_path, buf.getvalue().encode("utf-8"))
-        atomic_write(json_path, (json.dumps({"files": files}, indent=1, allow_nan=False)
+        atomic_write(json_path, (json.dumps({"files": files, "skipped": list(skipped)},
+                                            indent=1, allow_nan=False)
                                  + "\n").encode("utf-8"))
     except OSError as exc:
         raise MoodtrackError(f"cannot write the run summary in {display(out_dir)}: "

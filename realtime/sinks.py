@@ -364,17 +364,14 @@ class ZmqSink:
         from zmq.auth.thread import ThreadAuthenticator
 
         secret = keys / SERVER_SECRET
-        try:
-            public, private = zmq.auth.load_certificate(secret)
-        except (OSError, ValueError) as e:
-            raise MoodtrackError(f"cannot read the server key {secret}: {e}; create keys with "
-                                 f"'moodtrack keys {keys}'") from None
-        if private is None:
-            raise MoodtrackError(f"{secret} holds no secret key; create keys with "
-                                 f"'moodtrack keys {keys}'")
+        public, private = check_key_file(secret, secret=True,
+                                         hint=f"create keys with 'moodtrack keys {keys}'")
         if not self._zmq.has("curve"):
             raise MoodtrackError("this libzmq has no CURVE support: --zmq-keys is unavailable")
         authorized = keys / AUTHORIZED_DIR
+        for client in sorted(authorized.glob("*.key")) if authorized.is_dir() else ():
+            check_key_file(client, hint="remove it, or make it again with 'moodtrack keys "
+                                        f"{keys} --client NAME'")
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
         if authorized.is_dir() and any(authorized.glob("*.key")):
@@ -463,6 +460,37 @@ class ZmqSink:
                 return
             self._closed = True
             self._teardown()
+
+
+def check_key_file(path: str | Path, *, secret: bool = False, hint: str = "") -> tuple:
+    """``(public, secret)`` keys (Z85 bytes; ``secret`` None unless asked for) of a CURVE
+    key file written by ``moodtrack keys`` (or ``zmq.auth``); a MoodtrackError naming the
+    file when it cannot be read, is not a key file, or a key is not 40 Z85 characters
+    (32 bytes). ``hint`` says what to do."""
+    import zmq.auth
+    from zmq.utils import z85
+
+    def bad(why: str):
+        return MoodtrackError(f"CURVE key file {path} {why}" + (f"; {hint}" if hint else ""))
+
+    try:
+        public, private = zmq.auth.load_certificate(path)
+    except OSError as e:
+        raise bad(f"cannot be read: {e.strerror or e}") from None
+    except Exception as e:  # pyzmq raises ValueError, and others on garbage
+        raise bad(f"is not a key file ({type(e).__name__}: {e})") from None
+    if secret and private is None:
+        raise bad("holds no secret key")
+    for what, key in (("public", public), ("secret", private if secret else None)):
+        if key is None and what == "secret":
+            continue
+        try:
+            ok = key is not None and len(key) == 40 and len(z85.decode(key)) == 32
+        except Exception:
+            ok = False
+        if not ok:
+            raise bad(f"holds a malformed {what} key (a CURVE key is 40 Z85 characters)")
+    return public, private if secret else None
 
 
 def generate_keys(folder: str | Path, *, client: str = "client") -> dict[str, Path]:
