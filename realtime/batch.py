@@ -165,6 +165,16 @@ def run_serial(inputs: list[Path], *, options: AnalyzeOptions,
         yield i, analyze_file(p, options=options, on_block=advance)
 
 
+def worker_count(requested: int | None) -> tuple[int, str | None]:
+    """Worker processes for ``--jobs requested`` (None: one per core) and a note when the
+    request was lowered to the cores available."""
+    cores = available_cores()
+    if requested is None or requested <= cores:
+        return requested or cores, None
+    return cores, (f"--jobs {requested} lowered to {cores}, the cores this process may use "
+                   "(more workers than cores only add memory)")
+
+
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity; all cores where that is unknown):
     the default number of ``analyze`` worker processes."""
@@ -174,11 +184,40 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker(model: str) -> None:
-    """Process-pool initializer: one thread per worker for numerical code; the model.
-    Ctrl-C is the parent's to handle (it stops the workers)."""
+#: Seconds between a worker's checks that its parent still lives.
+PARENT_POLL_S = 0.5
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` is no longer its parent, whatever killed
+    it: the kernel's parent-death signal where there is one (Linux), and a watcher thread
+    polling the parent's pid every :data:`PARENT_POLL_S` everywhere."""
     import signal
 
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # died before we could ask
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(model: str, parent_pid: int | None = None) -> None:
+    """Process-pool initializer: exit with the parent; one thread per worker for numerical
+    code; the model. Ctrl-C is the parent's to handle (it stops the workers)."""
+    import signal
+
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
@@ -194,7 +233,8 @@ def run_processes(inputs: list[Path], *, options: AnalyzeOptions, jobs: int,
 
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(options.model,))
+                               initializer=_init_worker,
+                               initargs=(options.model, os.getpid()))
     try:
         pending = {pool.submit(analyze_file, str(p), options=options): i
                    for i, p in enumerate(inputs)}

@@ -686,7 +686,7 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
         runner = iter(())
     elif args.dask:  # connects now: an unreachable scheduler stops the run before the bar
         runner = batch.run_dask(work, options=options, address=args.dask, advance=advance)
-    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(work) > 1:
+    elif (jobs := _jobs(args.jobs)) > 1 and len(work) > 1:
         runner = batch.run_processes(work, options=options, jobs=jobs, advance=advance)
     else:
         runner = batch.run_serial(work, options=options, advance=advance)
@@ -724,6 +724,16 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
             progress.update(task, description=escape(display(f.name)[-40:]),
                             files=f"{done}/{len(work)} files")
     return failed
+
+
+def _jobs(requested: int | None) -> int:
+    """Worker processes to use; a request beyond the cores is lowered, with a note."""
+    from realtime.batch import worker_count
+
+    jobs, note = worker_count(requested)
+    if note:
+        print(f"moodtrack analyze: {note}", file=sys.stderr)
+    return jobs
 
 
 def _record(manifest, entry: dict) -> None:

@@ -331,6 +331,7 @@ class ZmqSink:
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
         self._sock.setsockopt(zmq.IPV6, int("[" in endpoint))  # tcp://[::1]:5556
         try:
+            check_ipc_free(endpoint)
             if keys:
                 self._secure(Path(keys))
             self._sock.bind(endpoint)
@@ -460,6 +461,38 @@ class ZmqSink:
                 return
             self._closed = True
             self._teardown()
+
+
+def check_ipc_free(endpoint: str) -> None:
+    """For ``ipc://PATH``: a MoodtrackError when a live process listens on PATH (libzmq
+    would silently take the path over) or PATH is something other than a socket (libzmq
+    would delete it); a socket nobody listens on (left by a killed run) is fine."""
+    import socket
+    import stat
+
+    transport, _, path = endpoint.partition("://")
+    if transport != "ipc" or not path or path.startswith("@"):  # @: abstract, no file
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise MoodtrackError(f"cannot publish on {endpoint}: {e.strerror or e}") from None
+    if not stat.S_ISSOCK(mode):
+        raise MoodtrackError(f"cannot publish on {endpoint}: {path} exists and is not a socket "
+                             "(binding would delete it); choose another path with --zmq")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nobody listens: a stale socket file
+    finally:
+        probe.close()
+    raise MoodtrackError(f"cannot publish on {endpoint}: address already in use (another "
+                         "moodtrack?); pick another address with --zmq ENDPOINT, or turn "
+                         "publishing off with --no-zmq")
 
 
 def check_key_file(path: str | Path, *, secret: bool = False, hint: str = "") -> tuple:

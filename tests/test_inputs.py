@@ -4,42 +4,29 @@ folder skipped is named with why -- through the real command."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-from tests.conftest import SR, tone_mix
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _moodtrack(model, *args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], cwd=ROOT,
-                          env={**os.environ, "MOODTRACK_MODEL": str(model),
-                               "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
+from tests.conftest import SR, run_moodtrack, tone_mix
 
 def test_a_fifo_is_named_and_skipped_never_opened_for_reading(tiny_model_path, tmp_path):
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
     sf.write(tmp_path / "good.wav", tone_mix(2.0), SR)
     out = tmp_path / "out"
-    p = _moodtrack(tiny_model_path, "analyze", fifo, tmp_path / "good.wav", "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", fifo, tmp_path / "good.wav", "-o", out)
     assert p.returncode == 1, p.stderr  # it would hang forever if the FIFO were opened
     assert f"{fifo}: cannot read audio file {fifo}: it is a FIFO (named pipe), not a regular " \
            "file" in p.stderr
     assert (out / "good.wav.csv").is_file()
-    p = _moodtrack(tiny_model_path, "live", "--file", fifo, "--no-zmq", "--no-dashboard")
+    p = run_moodtrack(tiny_model_path, "live", "--file", fifo, "--no-zmq", "--no-dashboard")
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines()[-1] == (
         f"moodtrack: error: cannot read audio file {fifo}: it is a FIFO (named pipe), not a "
         "regular file")
-    p = _moodtrack(tiny_model_path, "live", "--file", "/dev/null", "--no-zmq")
+    p = run_moodtrack(tiny_model_path, "live", "--file", "/dev/null", "--no-zmq")
     assert p.returncode == 2 and "/dev/null: it is a character device" in p.stderr, p.stderr
 
 
@@ -61,7 +48,7 @@ def test_truncated_files_are_analysed_up_to_the_damage_with_a_warning(tiny_model
     for name in ("cut.wav", "cut.mp3", "cut.ogg"):
         _cut(lib / name, 0.5)
     out = tmp_path / "out"
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out, "--jobs", "1")
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr and "Xing" not in p.stderr  # decoder chatter kept out
     assert "3 file(s) truncated" in p.stderr and "failed" not in p.stderr
@@ -77,7 +64,7 @@ def test_truncated_files_are_analysed_up_to_the_damage_with_a_warning(tiny_model
         rows = {Path(r["file"]).name: r for r in __import__("csv").DictReader(f)}
     assert rows["cut.wav"]["warning"] == "truncated: decoded 3.0 of 6.0 s"
     assert rows["whole.mp3"]["warning"] == ""
-    p = _moodtrack(tiny_model_path, "live", "--file", lib / "cut.wav", "--no-zmq",
+    p = run_moodtrack(tiny_model_path, "live", "--file", lib / "cut.wav", "--no-zmq",
                    "--no-dashboard")
     assert p.returncode == 0
     assert f"moodtrack: warning: {lib / 'cut.wav'}: truncated: decoded 3.0 of 6.0 s" in p.stderr
@@ -131,7 +118,7 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(tiny_model_path,
     except OSError:
         pass
     sf.write(tmp_path / "a.wav", tone_mix(30.0), SR)
-    p = _moodtrack(tiny_model_path, "analyze", tmp_path / "a.wav", "-o", ro)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", tmp_path / "a.wav", "-o", ro)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith(
         f"moodtrack: error: cannot write to the output directory {ro}: ")

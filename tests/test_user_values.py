@@ -3,23 +3,9 @@ key, file or option and what is allowed, exit 2, never a traceback -- the real c
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _moodtrack(model, *args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], cwd=ROOT,
-                          env={**os.environ, "MOODTRACK_MODEL": str(model),
-                               "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
+from tests.conftest import run_moodtrack
 
 def _one_error(p) -> str:
     assert p.returncode == 2, (p.returncode, p.stderr)
@@ -36,7 +22,7 @@ def _one_error(p) -> str:
 def test_config_file_encoding(tiny_model_path, tmp_path, raw, message):
     cfg = tmp_path / "c.toml"
     cfg.write_bytes(raw)
-    p = _moodtrack(tiny_model_path, "demo", "--config", cfg, "--print-config")
+    p = run_moodtrack(tiny_model_path, "demo", "--config", cfg, "--print-config")
     if message is None:
         assert p.returncode == 0 and "update_hz = 4.0" in p.stdout, p.stderr
     else:
@@ -45,9 +31,9 @@ def test_config_file_encoding(tiny_model_path, tmp_path, raw, message):
 
 def test_malformed_curve_keys_are_refused_at_start_naming_the_file(tiny_model_path, tmp_path):
     keys = tmp_path / "k"
-    assert _moodtrack(tiny_model_path, "keys", keys).returncode == 0
+    assert run_moodtrack(tiny_model_path, "keys", keys).returncode == 0
     (keys / "authorized_clients" / "evil.key").write_text("garbage\n")
-    line = _one_error(_moodtrack(tiny_model_path, "demo", "--zmq-keys", keys, "--no-dashboard",
+    line = _one_error(run_moodtrack(tiny_model_path, "demo", "--zmq-keys", keys, "--no-dashboard",
                                  "--seconds", "1", "--zmq", "tcp://127.0.0.1:0"))
     assert f"CURVE key file {keys / 'authorized_clients' / 'evil.key'} is not a key file" in line
     assert "remove it" in line
@@ -56,7 +42,45 @@ def test_malformed_curve_keys_are_refused_at_start_naming_the_file(tiny_model_pa
     text = secret.read_text()
     start = text.index('secret-key = "') + len('secret-key = "')
     secret.write_text(text[:start + 10] + text[text.index('"', start):])  # a short secret key
-    line = _one_error(_moodtrack(tiny_model_path, "demo", "--zmq-keys", keys, "--no-dashboard",
+    line = _one_error(run_moodtrack(tiny_model_path, "demo", "--zmq-keys", keys, "--no-dashboard",
                                  "--seconds", "1", "--zmq", "tcp://127.0.0.1:0"))
     assert f"CURVE key file {secret} holds a malformed secret key" in line
     assert "--zmq" not in line  # not blamed on the address
+
+
+def test_an_ipc_endpoint_in_use_is_refused_like_a_busy_port(tiny_model_path, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "mood.sock"
+    first = subprocess.Popen([sys.executable, "-m", "realtime", "demo", "--no-dashboard",
+                              "--zmq", f"ipc://{path}", "--seconds", "60"], cwd=ROOT,
+                             env={**os.environ, "MOODTRACK_MODEL": str(tiny_model_path),
+                                  "PYTHONPATH": str(ROOT)},
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        line = _one_error(run_moodtrack(tiny_model_path, "demo", "--no-dashboard", "--zmq",
+                                        f"ipc://{path}", "--seconds", "1"))
+        assert f"cannot publish on ipc://{path}: address already in use" in line
+        assert first.poll() is None  # the first tracker still owns it
+    finally:
+        first.kill()
+        first.wait(10)
+    # A socket nobody listens on (left by the killed run) is taken; a plain file never is.
+    p = run_moodtrack(tiny_model_path, "demo", "--no-dashboard", "--zmq", f"ipc://{path}",
+                      "--seconds", "1")
+    assert p.returncode == 0, p.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    line = _one_error(run_moodtrack(tiny_model_path, "demo", "--no-dashboard", "--zmq",
+                                    f"ipc://{notes}", "--seconds", "1"))
+    assert "exists and is not a socket" in line and notes.read_text() == "mine"
