@@ -62,17 +62,29 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
             raise
         raise MoodtrackError(f"cannot listen to {endpoint}: {e}; give an address like "
                              "tcp://127.0.0.1:5556") from e
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
     received, last_seq = 0, None
     try:
         while count is None or received < count:
             wait_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
-            if not sock.poll(wait_ms):
+            ready = dict(poller.poll(wait_ms))
+            if monitor in ready and sock not in ready:
+                print(f"moodtrack listen: {_refused(monitor, endpoint, keys, client)}",
+                      file=sys.stderr)
+                return 1
+            if sock not in ready:
                 hint = ("" if keys else "; a publisher started with --zmq-keys is encrypted "
                         "and sends nothing without keys: pass --keys DIR (from 'moodtrack keys')")
                 print(f"moodtrack listen: no message from {endpoint} in {timeout_s:g} s "
                       f"(is moodtrack running, publishing there?{hint})", file=sys.stderr)
                 return 1
             payload = _payload(sock.recv_multipart())
+            while monitor.poll(0):  # a refusal followed by messages was not the last word
+                monitor.recv_multipart()
             text = payload.decode("utf-8", errors="replace")
             try:
                 seq = json.loads(text).get("seq")
@@ -89,5 +101,24 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
     except KeyboardInterrupt:
         return 0
     finally:
+        sock.disable_monitor()
+        monitor.close(0)
         sock.close(0)
         ctx.term()
+
+
+def _refused(monitor, endpoint: str, keys, client: str) -> str:
+    """Why the publisher at ``endpoint`` refused the handshake (a monitor event waits)."""
+    import zmq
+    from zmq.utils.monitor import recv_monitor_message
+
+    event = recv_monitor_message(monitor)["event"]
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"{endpoint} refused client '{client}' (keys in {keys}): its public key is not "
+                "in the publisher's authorized_clients/ folder (any more), or server.key is "
+                "not that publisher's")
+    if not keys:
+        return (f"{endpoint} is encrypted (started with --zmq-keys): pass --keys DIR with the "
+                "folder from 'moodtrack keys'")
+    return (f"{endpoint} refused the encrypted handshake: it is not encrypted (drop --keys), "
+            f"or its server key is not {keys}/server.key")

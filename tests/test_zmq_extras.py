@@ -3,6 +3,7 @@ and a subscriber in another language (Node.js)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -180,6 +181,84 @@ def test_curve_bad_keys_folder(tmp_path):
         ZmqSink("tcp://127.0.0.1:*", keys=tmp_path / "none")
     with pytest.raises(MoodtrackError, match="moodtrack keys .* --client bob"):
         secure_client(zmq.Context.instance().socket(zmq.SUB), tmp_path, "bob")
+
+
+def _receives(sink, subs, *, seconds, start_seq):
+    """Emit every 20 ms for ``seconds``; returns (next seq, how many messages each sub got)."""
+    got, seq, t_end = [0] * len(subs), start_seq, time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        sink.emit(make_update(seq))
+        seq += 1
+        time.sleep(0.02)
+        for i, s in enumerate(subs):
+            while s.poll(0):
+                s.recv_multipart()
+                got[i] += 1
+    return seq, got
+
+
+def test_curve_keys_removed_or_added_while_running_take_effect(ctx, keys, monkeypatch, capsys):
+    from realtime import sinks
+
+    monkeypatch.setattr(sinks, "KEYS_POLL_S", 0.2)
+    generate_keys(keys, client="stage")
+    sink = ZmqSink("tcp://127.0.0.1:*", keys=keys)
+
+    def sub(client):
+        s = ctx.socket(zmq.SUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SUBSCRIBE, b"mood")
+        secure_client(s, keys, client)
+        s.connect(sink.endpoint)
+        return s
+
+    client, stage = sub("client"), sub("stage")
+    late = again = None
+    try:
+        seq = handshake(sink, [client, stage])
+        (keys / "authorized_clients" / "stage.key").unlink()  # revoke 'stage'
+        seq, _ = _receives(sink, [client, stage], seconds=2.0, start_seq=seq)  # takes effect
+        seq, (kept, revoked) = _receives(sink, [client, stage], seconds=1.5, start_seq=seq)
+        assert kept > 30 and revoked == 0
+        assert "1 authorized client key(s)" in capsys.readouterr().err
+
+        # A refused subscriber stays disconnected (libzmq does not retry a failed CURVE
+        # handshake): one that connects after its key was authorized gets through.
+        generate_keys(keys, client="late")
+        seq, _ = _receives(sink, [client], seconds=1.0, start_seq=seq)
+        assert "(1 added, 0 removed)" in capsys.readouterr().err
+        late, again = sub("late"), sub("stage")
+        seq, (kept, joined, refused) = _receives(sink, [client, late, again], seconds=2.0,
+                                                 start_seq=seq)
+        assert kept > 60 and joined > 20 and refused == 0
+    finally:
+        for s in (client, stage, late, again):
+            if s is not None:
+                s.close(0)
+        sink.close()
+
+
+def test_listen_says_why_an_encrypted_publisher_refuses_it(keys, capsys):
+    from realtime.listen import listen
+
+    generate_keys(keys, client="gone")
+    (keys / "authorized_clients" / "gone.key").unlink()
+    sink, plain = ZmqSink("tcp://127.0.0.1:*", keys=keys), ZmqSink("tcp://127.0.0.1:*")
+    try:
+        t0 = time.monotonic()
+        assert listen(sink.endpoint, count=1, timeout_s=10, out=io.StringIO()) == 1
+        err = capsys.readouterr().err
+        assert f"{sink.endpoint} is encrypted" in err and "pass --keys DIR" in err
+        assert listen(sink.endpoint, count=1, timeout_s=10, out=io.StringIO(), keys=keys,
+                      client="gone") == 1
+        err = capsys.readouterr().err
+        assert "refused client 'gone'" in err and "authorized_clients" in err
+        assert listen(plain.endpoint, count=1, timeout_s=10, out=io.StringIO(), keys=keys) == 1
+        assert "it is not encrypted (drop --keys)" in capsys.readouterr().err
+        assert time.monotonic() - t0 < 8  # said at once, not after the timeout
+    finally:
+        sink.close()
+        plain.close()
 
 
 def test_wide_bind_without_keys_warns_about_keys(capsys):
