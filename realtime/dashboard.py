@@ -306,6 +306,8 @@ def render(snapshot: Snapshot) -> RenderableType:
         what = {"stalled": "no audio arriving", "lost": "input device lost, reconnecting"}.get(state, state)
         parts.append(Text(f" ⚠ INPUT {state.upper()}: {what} ".ljust(snapshot.width - 1),
                           "bold reverse red", no_wrap=True))
+    elif snapshot.stats.get("input_hint"):  # e.g. digital silence: which device, what to do
+        parts.append(Text(f" ⚠ {snapshot.stats['input_hint']} ", "bold reverse yellow"))
     body = Table.grid(padding=(0, 1))
     body.add_column(width=cols + 2)
     body.add_column(width=info_w)

@@ -164,6 +164,7 @@ def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
         "reconnects": int(stats.reconnects),
         "nonfinite_samples": int(stats.nonfinite_samples),
         "csv_error": stats.csv_error or None,
+        "input_hint": stats.input_hint or None,
     }
 
 

@@ -226,3 +226,11 @@ def test_redraws_only_when_what_is_shown_changes(monkeypatch):
     finally:
         d.close()
     assert idle <= 3  # 15 chances to redraw in 0.3 s at 50 Hz, nothing changed
+
+
+def test_an_input_hint_is_shown_above_the_plane():
+    hint = ("no signal: Scarlett 2i2 has delivered digital silence (below -90 dBFS) for 10 s: "
+            "nothing plays into it; list inputs with 'moodtrack devices'")
+    lines = text_of(snap([make_update(0)], width=200, input_hint=hint))
+    assert lines[0].strip() == f"⚠ {hint}"
+    assert not any("no signal" in line for line in text_of(snap([make_update(0)], width=200)))

@@ -26,7 +26,7 @@ NODE_DIR = Path(__file__).resolve().parent.parent / "tools" / "node-subscriber"
 STATUS_KEYS = ["schema", "seq", "wall", "uptime_s", "version", "device", "sample_rate",
                "channels", "input_state", "overflows", "dropped_blocks", "zmq_dropped",
                "updates", "last_seq", "silence", "level_db", "model", "model_version",
-               "input_error", "reconnects", "nonfinite_samples", "csv_error"]
+               "input_error", "reconnects", "nonfinite_samples", "csv_error", "input_hint"]
 
 
 def recv_json(sock, timeout_ms=3000):
@@ -360,3 +360,33 @@ def test_node_subscriber_prints_the_messages(frames):
         assert list(m) == SCHEMA_KEYS
         assert (m["valence"], m["arousal"], m["quadrant"], m["mood"]) == (0.5, -0.25, "Q4", "calm")
         assert m["color"] == [0.1, 0.2, 0.3] and m["color_hex"] == "#1a334c"
+
+
+def test_digital_silence_for_ten_seconds_sets_the_input_hint_of_status():
+    from realtime.sinks import status_record
+    from realtime.stats import DIGITAL_SILENCE_S, DigitalSilenceWatch
+
+    stats = PipelineStats(device="Monitor of Built-in Audio")
+    watch = DigitalSilenceWatch(stats)
+
+    def feed(level_db, t):
+        stats.updates += 1
+        stats.level_db = level_db
+        watch.check(t)
+
+    for k in range(int(DIGITAL_SILENCE_S * 2)):  # 2 updates/s, all digital zeros
+        feed(-100.0, k / 2)
+        assert not stats.input_hint
+    feed(-100.0, DIGITAL_SILENCE_S)
+    hint = status_record(stats, seq=0, last=None)["input_hint"]
+    assert hint.startswith("no signal: Monitor of Built-in Audio has delivered digital silence")
+    assert "'moodtrack devices'" in hint and "-d DEVICE" in hint and "'moodtrack demo'" in hint
+    watch.check(DIGITAL_SILENCE_S + 5)  # no new update: unchanged
+    assert stats.input_hint == hint
+    feed(-60.0, DIGITAL_SILENCE_S + 6)  # quiet room noise is not digital silence
+    assert status_record(stats, seq=1, last=None)["input_hint"] is None
+    for k in range(10):  # silence again: the count starts over
+        feed(-95.0, 20 + k)
+    assert not stats.input_hint
+    feed(-95.0, 30)
+    assert stats.input_hint
