@@ -63,7 +63,8 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
         raise MoodtrackError(f"cannot listen to {endpoint}: {e}; give an address like "
                              "tcp://127.0.0.1:5556") from e
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     poller.register(monitor, zmq.POLLIN)
@@ -73,9 +74,13 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
             wait_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
             ready = dict(poller.poll(wait_ms))
             if monitor in ready and sock not in ready:
-                print(f"moodtrack listen: {_refused(monitor, endpoint, keys, client)}",
-                      file=sys.stderr)
-                return 1
+                # A refused key is final (ZeroMQ does not retry it); another failed
+                # handshake before any message means the two ends do not match.
+                why = _refused(monitor, endpoint, keys, client, first=received == 0)
+                if why:
+                    print(f"moodtrack listen: {why}", file=sys.stderr)
+                    return 1
+                continue
             if sock not in ready:
                 hint = ("" if keys else "; a publisher started with --zmq-keys is encrypted "
                         "and sends nothing without keys: pass --keys DIR (from 'moodtrack keys')")
@@ -83,8 +88,6 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
                       f"(is moodtrack running, publishing there?{hint})", file=sys.stderr)
                 return 1
             payload = _payload(sock.recv_multipart())
-            while monitor.poll(0):  # a refusal followed by messages was not the last word
-                monitor.recv_multipart()
             text = payload.decode("utf-8", errors="replace")
             try:
                 seq = json.loads(text).get("seq")
@@ -107,12 +110,16 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
         ctx.term()
 
 
-def _refused(monitor, endpoint: str, keys, client: str) -> str:
-    """Why the publisher at ``endpoint`` refused the handshake (a monitor event waits)."""
+def _refused(monitor, endpoint: str, keys, client: str, *, first: bool) -> str:
+    """Why the publisher at ``endpoint`` refused the handshake (a monitor event waits), or
+    "" when it does not settle it: a handshake that failed otherwise than on the key
+    after messages came (``first`` False)."""
     import zmq
     from zmq.utils.monitor import recv_monitor_message
 
     event = recv_monitor_message(monitor)["event"]
+    if event != zmq.EVENT_HANDSHAKE_FAILED_AUTH and not first:
+        return ""
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return (f"{endpoint} refused client '{client}' (keys in {keys}): its public key is not "
                 "in the publisher's authorized_clients/ folder (any more), or server.key is "
