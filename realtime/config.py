@@ -147,6 +147,9 @@ OPTIONS: dict[str, dict[str, Option]] = {
                              lo=0.5, hi=60.0),
         "history_s": Option("float", 180.0, "seconds of history the dashboard shows",
                             lo=10.0, hi=3600.0),
+        "dashboard_level": Option("str", "dbfs", "dashboard input meter: dbfs (level), or lufs "
+                                  "(momentary/short-term loudness, where the pipeline measures "
+                                  "it; dBFS otherwise)", choices=("dbfs", "lufs")),
     },
     "lighting": {
         "palette": Option("str", "default", "mood colour palette: default, colorblind "

@@ -178,11 +178,12 @@ class CsvSink:
     ``on_error="stop"`` :meth:`emit` raises a :class:`MoodtrackError` saying why (the
     run stops), with ``"continue"`` it only records the reason in ``stats.csv_error``
     and the other sinks go on. Booleans are written 1/0, a null quadrant as an empty
-    field.
+    field. An existing regular file is refused unless ``overwrite`` (a device or a pipe,
+    such as ``/dev/stdout``, is written to as it is).
     """
 
     def __init__(self, path, *, flush: bool = True, on_error: str = "stop",
-                 stats: PipelineStats | None = None):
+                 stats: PipelineStats | None = None, overwrite: bool = False):
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.path = path
@@ -194,7 +195,14 @@ class CsvSink:
         self._lock = threading.Lock()
         try:
             # Unbuffered binary: one os.write per row; buffered when not flushing.
-            self._file = open(path, "wb", buffering=0 if flush else -1)
+            try:
+                self._file = open(path, "xb", buffering=0 if flush else -1)
+            except FileExistsError:
+                if os.path.isfile(path) and not overwrite:
+                    raise MoodtrackError(
+                        f"the CSV timeline {path} exists already: choose a new name, or pass "
+                        "--overwrite to replace it") from None
+                self._file = open(path, "wb", buffering=0 if flush else -1)
             self._write(self._line(CSV_COLUMNS))
         except OSError as e:
             raise MoodtrackError(f"cannot write the CSV timeline to {path}: {e.strerror or e}; "
@@ -219,11 +227,14 @@ class CsvSink:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 view = view[n:]
 
-    def emit(self, update: MoodUpdate) -> None:
+    @staticmethod
+    def _fields(update: MoodUpdate) -> list:
         rec = update_record(update)
-        row = ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
-               for c in CSV_COLUMNS]
-        line = self._line(row)
+        return ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
+                for c in CSV_COLUMNS]
+
+    def emit(self, update: MoodUpdate) -> None:
+        line = self._line(self._fields(update))
         with self._lock:
             if self._file is None or self._failed:
                 return
@@ -260,6 +271,13 @@ class CsvSink:
                 self.error = f"CSV timeline {self.path} is incomplete: {e.strerror or e}"
                 raise MoodtrackError(self.error + "; free space or choose another output "
                                      "directory") from None
+
+
+def timeline_bytes(updates) -> bytes:
+    """A whole CSV timeline (the header and a row per update), byte for byte as
+    :class:`CsvSink` writes it."""
+    return b"".join([CsvSink._line(CSV_COLUMNS),
+                     *(CsvSink._line(CsvSink._fields(u)) for u in updates)])
 
 
 def _is_loopback(endpoint: str) -> bool:
