@@ -114,6 +114,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
     from realtime.factory import build_pipeline
     from realtime.sources import FileSource
     from realtime.summary import summarize
+    from realtime.tags import clip_tags
     from realtime.timeline import Timeline
 
     model = load_model(o.model)
@@ -130,7 +131,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
         from realtime.plot import plot_bytes
 
         plot = plot_bytes(tl, o.plot_format)
-    summary = summarize(tl, duration_s=duration)
+    summary = {**summarize(tl, duration_s=duration), **clip_tags(u.tags for u in updates)}
     if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
         summary["decoder_messages"] = said
     return FileResult(str(path), updates, duration, summary, plot)

@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     lis.add_argument("-n", "--count", type=int, metavar="N", help="stop after N messages")
     lis.add_argument("--timeout", type=float, metavar="S",
                      help="give up after S seconds without a message")
-    lis.add_argument("--topic", choices=("mood", "status"), default="mood",
-                     help="mood updates (default) or the once-a-second status")
+    lis.add_argument("--topic", choices=("mood", "status", "tags"), default="mood",
+                     help="mood updates (default), the once-a-second status, or the "
+                          "instrument and genre tags")
     lis.add_argument("--keys", metavar="DIR",
                      help="CURVE keys folder from 'moodtrack keys' (for a --zmq-keys publisher)")
     lis.add_argument("--client", default="client", metavar="NAME",

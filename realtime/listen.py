@@ -40,7 +40,7 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
 
     ``out`` defaults to the current ``sys.stdout``. Stops after ``count`` messages (None: until Ctrl-C). ``timeout_s``: give up when no
     message arrives for that many seconds. Gaps in ``seq`` are reported on stderr.
-    ``topic``: ``"mood"`` or ``"status"``; ``keys``/``client``: see :func:`secure_client`.
+    ``topic``: ``"mood"``, ``"status"`` or ``"tags"``; ``keys``/``client``: see :func:`secure_client`.
     Returns the exit status: 0 after ``count`` messages or Ctrl-C, 1 on a timeout.
     """
     import zmq

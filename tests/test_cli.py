@@ -180,7 +180,7 @@ def test_signal_stops_live_within_a_second_with_a_complete_csv(tmp_path, tiny_mo
     text = csv_path.read_text()
     assert text.endswith("\n")
     rows = _read_csv(csv_path)
-    assert len(rows) >= 2 and all(None not in r.values() and len(r) == 11 for r in rows)
+    assert len(rows) >= 2 and all(None not in r.values() and len(r) == len(CSV_COLUMNS) for r in rows)
     _check_timeline(rows, seconds=float(rows[-1]["t"]))
 
 
