@@ -82,15 +82,18 @@ update, null before the first), ``silence`` (the last update's flag, null before
 first), ``level_db``, ``model``, ``model_version``, ``input_error`` (why the input is
 stalled or lost, null while ok), ``reconnects`` (times a lost input came back),
 ``nonfinite_samples`` (NaN/inf input samples replaced by 0), ``csv_error`` (why the CSV
-timeline stopped, null while it is fine), ``web_dropped`` (updates a slow web page did not
-get). Subscribe to ``b"status"`` to get it;
+timeline stopped, null while it is fine), ``key_errors`` (malformed authorized client key
+files found while running, each named; skipped), ``web_dropped`` (updates a slow web
+page did not get). Subscribe to ``b"status"`` to get it;
 ``b"mood"`` subscribers never see it.
 
 Security
 --------
 With ``keys=DIR`` (from ``moodtrack keys DIR``) the socket is a CURVE server: traffic is
 encrypted and only clients whose public key is in ``DIR/authorized_clients/`` may
-connect (any client that knows the server's public key when that folder is empty).
+connect (any client that knows the server's public key when that folder is empty at
+start). Keys added to or removed from that folder take effect within about
+:data:`KEYS_POLL_S` seconds while the publisher runs: a removed key's subscriber is cut off.
 
 The send high-water mark is small: a subscriber that does not keep up loses messages
 (it sees a ``seq`` gap) without delaying the tracker or the other subscribers.
@@ -198,6 +201,7 @@ def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
         "reconnects": int(stats.reconnects),
         "nonfinite_samples": int(stats.nonfinite_samples),
         "csv_error": stats.csv_error or None,
+        "input_hint": stats.input_hint or None,
         "web_dropped": int(stats.web_dropped),
     }
 
@@ -330,6 +334,68 @@ def _is_loopback(endpoint: str) -> bool:
 
 SERVER_SECRET = "server.key_secret"
 AUTHORIZED_DIR = "authorized_clients"
+#: Seconds between looks at the authorized-clients folder for keys added or removed.
+KEYS_POLL_S = 1.0
+
+
+class _AuthorizedClients:
+    """The CURVE clients a publisher admits (its ZAP callback): the public keys in
+    ``folder/*.key``, reread when the folder changes.
+
+    An empty or missing folder at start admits any client that knows the server key;
+    once keys were there, emptying it admits nobody.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._seen: object = None
+        self.keys: frozenset[bytes] | None = None  # None: any client
+        self.errors: list[str] = []  # malformed key files, named
+        self.reload(report=False)
+
+    def _signature(self) -> tuple:
+        with contextlib.suppress(OSError):
+            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                                for p in self.folder.glob("*.key")))
+        return ()
+
+    def reload(self, *, report: bool = True) -> bool:
+        """Reread the keys if the folder changed (``report``: say so on stderr); True when
+        a client admitted before may no longer be (connected ones must authenticate again).
+        A malformed key file is named (stderr, :attr:`errors`, the status topic) and skipped."""
+        sig = self._signature()
+        if sig == self._seen:
+            return False
+        self._seen = sig
+        found, errors = set(), []
+        for path in sorted(self.folder.glob("*.key")) if sig else ():
+            try:  # a malformed file is named and skipped; the valid keys keep working
+                found.add(check_key_file(path)[0])
+            except MoodtrackError as e:
+                errors.append(str(e))
+        if errors != self.errors:
+            for e in errors:
+                print(f"moodtrack: warning: {e}; skipped (the other keys still work)",
+                      file=sys.stderr)
+        self.errors = errors
+        keys = frozenset(found)
+        old = self.keys
+        if old is None and not keys:
+            return False  # still no keys: any client
+        self.keys = keys
+        revoked = old is None or bool(old - keys)
+        if report:
+            before = old or frozenset()
+            print(f"moodtrack: ZeroMQ: {len(keys)} authorized client key(s) in {self.folder} "
+                  f"now ({len(keys - before)} added, {len(before - keys)} removed)"
+                  + ("; nobody may subscribe until a key is added" if not keys else "")
+                  + ("; connected subscribers authenticate again" if revoked else ""),
+                  file=sys.stderr)
+        return revoked
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        keys = self.keys
+        return keys is None or key in keys
 
 
 class ZmqSink:
@@ -368,6 +434,7 @@ class ZmqSink:
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
         self._sock.setsockopt(zmq.IPV6, int("[" in endpoint))  # tcp://[::1]:5556
         try:
+            check_ipc_free(endpoint)
             if keys:
                 self._secure(Path(keys))
             self._sock.bind(endpoint)
@@ -390,6 +457,11 @@ class ZmqSink:
         self._tags_seq = 0
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
+        self._keys_thread: threading.Thread | None = None
+        if self._auth is not None:
+            self._keys_thread = threading.Thread(target=self._watch_keys, name="zmq-keys",
+                                                 daemon=True)
+            self._keys_thread.start()
         if not _is_loopback(self.endpoint) and not keys:
             print(f"moodtrack: warning: publishing on {self.endpoint}, reachable from other "
                   "machines, unencrypted and open to anyone; use tcp://127.0.0.1:PORT to keep "
@@ -402,26 +474,45 @@ class ZmqSink:
         from zmq.auth.thread import ThreadAuthenticator
 
         secret = keys / SERVER_SECRET
-        try:
-            public, private = zmq.auth.load_certificate(secret)
-        except (OSError, ValueError) as e:
-            raise MoodtrackError(f"cannot read the server key {secret}: {e}; create keys with "
-                                 f"'moodtrack keys {keys}'") from None
-        if private is None:
-            raise MoodtrackError(f"{secret} holds no secret key; create keys with "
-                                 f"'moodtrack keys {keys}'")
+        public, private = check_key_file(secret, secret=True,
+                                         hint=f"create keys with 'moodtrack keys {keys}'")
         if not self._zmq.has("curve"):
             raise MoodtrackError("this libzmq has no CURVE support: --zmq-keys is unavailable")
         authorized = keys / AUTHORIZED_DIR
+        for client in sorted(authorized.glob("*.key")) if authorized.is_dir() else ():
+            check_key_file(client, hint="remove it, or make it again with 'moodtrack keys "
+                                        f"{keys} --client NAME'")
+        self._authorized = _AuthorizedClients(authorized)
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
-        if authorized.is_dir() and any(authorized.glob("*.key")):
-            self._auth.configure_curve(domain="*", location=str(authorized))
-        else:
-            self._auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+        self._auth.configure_curve_callback(domain="*", credentials_provider=self._authorized)
         self._sock.curve_secretkey = private
         self._sock.curve_publickey = public
         self._sock.curve_server = True
+
+    def _watch_keys(self) -> None:
+        """Applies keys added to or removed from the authorized folder while running: the
+        authenticator admits the new set at once, and when a key went away every
+        connection is dropped (unbind, bind again) so that subscribers reconnect and
+        authenticate again; the revoked ones are then refused."""
+        zmq = self._zmq
+        while not self._stop.wait(KEYS_POLL_S):
+            if not self._authorized.reload():
+                continue
+            with self._lock:
+                if self._closed:
+                    return
+                self._sock.unbind(self.endpoint)
+                for _ in range(40):
+                    try:
+                        self._sock.bind(self.endpoint)
+                        break
+                    except zmq.ZMQError:
+                        time.sleep(0.05)
+                else:
+                    print(f"moodtrack: error: cannot publish on {self.endpoint} again after "
+                          "the authorized keys changed; restart moodtrack", file=sys.stderr)
+                    return
 
     def _frames(self, topic: bytes, record: dict) -> list[bytes]:
         body = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
@@ -450,6 +541,8 @@ class ZmqSink:
                 return
             rec = status_record(self.stats or PipelineStats(), seq=self._status_seq,
                                 last=self._last, model=self.model)
+            authorized = getattr(self, "_authorized", None)
+            rec["key_errors"] = list(authorized.errors) if authorized is not None else []
             self._status_seq += 1
             self._send(self._frames(STATUS_TOPIC, rec))
 
@@ -497,14 +590,77 @@ class ZmqSink:
 
     def close(self) -> None:
         self._stop.set()
-        thread = self._status_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(2.0)
+        for thread in (self._status_thread, self._keys_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(2.0)
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._teardown()
+
+
+def check_ipc_free(endpoint: str) -> None:
+    """For ``ipc://PATH``: a MoodtrackError when a live process listens on PATH (libzmq
+    would silently take the path over) or PATH is something other than a socket (libzmq
+    would delete it); a socket nobody listens on (left by a killed run) is fine."""
+    import socket
+    import stat
+
+    transport, _, path = endpoint.partition("://")
+    if transport != "ipc" or not path or path.startswith("@"):  # @: abstract, no file
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise MoodtrackError(f"cannot publish on {endpoint}: {e.strerror or e}") from None
+    if not stat.S_ISSOCK(mode):
+        raise MoodtrackError(f"cannot publish on {endpoint}: {path} exists and is not a socket "
+                             "(binding would delete it); choose another path with --zmq")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nobody listens: a stale socket file
+    finally:
+        probe.close()
+    raise MoodtrackError(f"cannot publish on {endpoint}: address already in use (another "
+                         "moodtrack?); pick another address with --zmq ENDPOINT, or turn "
+                         "publishing off with --no-zmq")
+
+
+def check_key_file(path: str | Path, *, secret: bool = False, hint: str = "") -> tuple:
+    """``(public, secret)`` keys (Z85 bytes; ``secret`` None unless asked for) of a CURVE
+    key file written by ``moodtrack keys`` (or ``zmq.auth``); a MoodtrackError naming the
+    file when it cannot be read, is not a key file, or a key is not 40 Z85 characters
+    (32 bytes). ``hint`` says what to do."""
+    import zmq.auth
+    from zmq.utils import z85
+
+    def bad(why: str):
+        return MoodtrackError(f"CURVE key file {path} {why}" + (f"; {hint}" if hint else ""))
+
+    try:
+        public, private = zmq.auth.load_certificate(path)
+    except OSError as e:
+        raise bad(f"cannot be read: {e.strerror or e}") from None
+    except Exception as e:  # pyzmq raises ValueError, and others on garbage
+        raise bad(f"is not a key file ({type(e).__name__}: {e})") from None
+    if secret and private is None:
+        raise bad("holds no secret key")
+    for what, key in (("public", public), ("secret", private if secret else None)):
+        if key is None and what == "secret":
+            continue
+        try:
+            ok = key is not None and len(key) == 40 and len(z85.decode(key)) == 32
+        except Exception:
+            ok = False
+        if not ok:
+            raise bad(f"holds a malformed {what} key (a CURVE key is 40 Z85 characters)")
+    return public, private if secret else None
 
 
 def generate_keys(folder: str | Path, *, client: str = "client") -> dict[str, Path]:

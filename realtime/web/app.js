@@ -210,6 +210,7 @@
       ];
       if (s.reconnects) items.push(["reconnects", s.reconnects, "bad"]);
       if (s.csv_error) items.push(["csv", "STOPPED", "bad"]);
+      if (s.input_hint) items.push(["hint", s.input_hint, "bad"]);
       $("health").replaceChildren(...items.map(([k, v, cls]) => {
         const d = document.createElement("div"), dt = document.createElement("dt"), dd = document.createElement("dd");
         dt.textContent = k; dd.textContent = v; if (cls) dd.className = cls;
