@@ -26,8 +26,8 @@ NODE_DIR = Path(__file__).resolve().parent.parent / "tools" / "node-subscriber"
 STATUS_KEYS = ["schema", "seq", "wall", "uptime_s", "version", "device", "sample_rate",
                "channels", "input_state", "overflows", "dropped_blocks", "zmq_dropped",
                "updates", "last_seq", "silence", "level_db", "model", "model_version",
-               "input_error", "reconnects", "nonfinite_samples", "csv_error", "input_hint", "web_dropped",
-               "key_errors"]
+               "input_error", "reconnects", "nonfinite_samples", "csv_error", "input_hint",
+               "web_dropped", "key_errors"]
 
 
 def recv_json(sock, timeout_ms=3000):
