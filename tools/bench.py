@@ -26,17 +26,12 @@ Sections:
   TERM=xterm-256color, read as a terminal would): update latency p50/p99/max (from
   the CSV's ``latency_ms``: block arrival to sinks), process CPU time per second after
   the first 5 s, start-up (process start to first ZeroMQ message, minus the audio time
-<<<<<<< HEAD
-  that message describes), RSS peak and drift;
+  that message describes), RSS peak and drift, bytes written to the terminal;
 - memory of ``analyze``: peak RSS;
 - web: what the web view adds: ``live --file`` at 20 updates/s with ``--web`` and three
   headless Chromium pages connected, against the same run without ``--web`` (process CPU,
   and the web server thread's own CPU time), and each page's JavaScript heap and DOM size
   over the run (after a forced garbage collection, every 10 s).
-=======
-  that message describes), RSS peak and drift, bytes written to the terminal;
-- memory of ``analyze``: peak RSS.
->>>>>>> main
 """
 
 from __future__ import annotations
@@ -342,7 +337,6 @@ def bench_live(seconds: float, repeat: int, tmp: Path) -> dict:
     return out
 
 
-<<<<<<< HEAD
 # --------------------------------------------------------------------------- web
 def _thread_cpu_s(pid: int, name: str) -> float | None:
     """CPU seconds of the process's thread called ``name`` (None when there is none)."""
@@ -467,7 +461,8 @@ def bench_web(seconds: float, repeat: int, tmp: Path, *, pages: int = 3,
             out[key] = mmm(r[key] for r in web)
     out["page_series"] = web[-1].get("page_series")
     return out
-=======
+
+
 # -------------------------------------------------------------------------- frame
 def bench_frame(repeat: int, frames: int = 100) -> dict:
     """CPU milliseconds per dashboard frame at TERM_SIZE with a full history (3 min at 20
@@ -523,7 +518,6 @@ def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{platform.node()}: {model}, {available_cores()} of {os.cpu_count()} cores "
             f"available, Python {platform.python_version()}, load average {load} at the start")
->>>>>>> main
 
 
 # -------------------------------------------------------------------------- report
@@ -566,14 +560,10 @@ def report(res: dict) -> str:
         lines += ["| live, paced | " + " | ".join(c[1] for c in cols) + " |",
                   "|---" * (len(cols) + 1) + "|"]
         for key, r in res["live"].items():
-<<<<<<< HEAD
-            def med(k, d=1):
-                return f"{r[k]['median']:.{d}f}" if k in r else "–"
-            lines.append(f"| {key.replace('_', ' ')} | {med('latency_p50_ms')} / "
-                         f"{med('latency_p99_ms')} / {med('latency_max_ms')} | "
-                         f"{med('cpu_pct_of_core')} | {med('startup_s', 2)} | "
-                         f"{med('peak_rss_mb', 0)} | {med('rss_drift_mb')} |")
-        lines += ["", "(live: medians over runs)"]
+            cells = [fmt(r[k], "", d) if k in r else "–" for k, _, d in cols]
+            lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + " |")
+        lines += ["", f"(dashboard on: a {TERM_SIZE[0]}x{TERM_SIZE[1]} pseudo-terminal, "
+                  "TERM=xterm-256color; CPU: the process's user+system time per second)"]
     if "web" in res:
         w = res["web"]
         lines += ["", f"| web view, 20 updates/s, {w['pages']} pages, {w['seconds']:g} s runs "
@@ -592,12 +582,6 @@ def report(res: dict) -> str:
                       f"| page JS heap drift once the history is full (MB) | "
                       f"{fmt(w['page_heap_drift_mb'], '', 2) if 'page_heap_drift_mb' in w else '–'} |",
                       f"| page DOM nodes at the end | {w['page_nodes_last']['median']:.0f} |"]
-=======
-            cells = [fmt(r[k], "", d) if k in r else "–" for k, _, d in cols]
-            lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + " |")
-        lines += ["", f"(dashboard on: a {TERM_SIZE[0]}x{TERM_SIZE[1]} pseudo-terminal, "
-                  "TERM=xterm-256color; CPU: the process's user+system time per second)"]
->>>>>>> main
     return "\n".join(lines)
 
 
@@ -608,29 +592,18 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure")
     ap.add_argument("--live-seconds", type=float, default=60.0, help="paced audio per live run")
     ap.add_argument("--naive-seconds", type=float, default=60.0, help="audio for the naive run")
-<<<<<<< HEAD
     ap.add_argument("--web-seconds", type=float, default=180.0,
                     help="paced audio per web-view run (with and without --web)")
     ap.add_argument("--web-history", type=float, default=60.0,
                     help="seconds of history the pages keep in the web runs ([web] history_s)")
-    ap.add_argument("--sections", default="offline,naive,live,web")
-=======
-    ap.add_argument("--sections", default="offline,naive,frame,live")
->>>>>>> main
+    ap.add_argument("--sections", default="offline,naive,frame,live,web")
     ap.add_argument("--quick", action="store_true", help="short smoke run of every section")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if args.quick:
         args.minutes, args.repeat, args.live_seconds, args.naive_seconds = 2.0, 1, 8.0, 10.0
-<<<<<<< HEAD
         args.web_seconds = 30.0
-    res = {"machine": f"{platform.node()}: {os.cpu_count()} cores, "
-                      f"{platform.processor() or platform.machine()}, Python "
-                      f"{platform.python_version()}",
-           "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-=======
     res = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
->>>>>>> main
     sections = set(args.sections.split(","))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
