@@ -322,25 +322,50 @@ def _labelled(label: str, *rest: Segment, style: str = "grey62") -> Line:
     return [(f"{label:<{LABEL_W - 1}} ", style), *rest]
 
 
-def _extra_section(latest: MoodUpdate | None, width: int) -> list[Line]:
-    """Lines for what only some pipelines give (each shown when present, None = not):
-    the share of speech, and tags. One line per field: add a field here."""
-    if latest is None:
+#: Updates searched back for the last one with tags (they come about once a second).
+TAGS_LOOKBACK = 100
+#: Tags shown per group.
+TAGS_SHOWN = 3
+
+
+def _latest_tags(history: tuple[MoodUpdate, ...]) -> dict | None:
+    """The ``tags`` of the last update that has them, among the last TAGS_LOOKBACK."""
+    for u in reversed(history[-TAGS_LOOKBACK:]):
+        tags = getattr(u, "tags", None)
+        if tags:
+            return tags
+    return None
+
+
+def _tag_pairs(tags) -> list[list[tuple[str, float]]]:
+    """Groups of (name, score) pairs, highest first, from ``{group: [[name, score], ...]}``
+    (or a plain ``{name: score}``)."""
+    groups = tags.values() if all(isinstance(v, (list, tuple)) for v in tags.values()) \
+        else [list(tags.items())]
+    out = []
+    for pairs in groups:
+        pairs = [(str(n), float(v)) for n, v in pairs]
+        out.append(sorted(pairs, key=lambda p: -p[1])[:TAGS_SHOWN])
+    return [g for g in out if g]
+
+
+def _extra_section(history: tuple[MoodUpdate, ...], width: int) -> list[Line]:
+    """Lines for what only some pipelines give, each shown when present (None = not):
+    the share of speech, and the latest tags. One line per field: add a field here."""
+    if not history:
         return []
-    lines = []
+    latest, lines = history[-1], []
     speech = getattr(latest, "speech", None)
     if speech is not None:
         lines.append(_labelled("speech", *bar(speech, max(10, width - LABEL_W - 5), "grey70"),
                                (f" {speech:4.0%}", "bold")))
-    tags = getattr(latest, "tags", None)
+    tags = _latest_tags(history)
     if tags:
-        items = tags.items()
-        if all(isinstance(v, (int, float)) for _, v in items):
-            items = sorted(items, key=lambda kv: -kv[1])
         line = _labelled("tags")
-        for k, v in items:
-            line += [(f"{k} ", "bold"), (f"{v:.0%}  " if isinstance(v, float) else f"{v}  ",
-                                         "grey62")]
+        for i, group in enumerate(_tag_pairs(tags)):
+            line += [(" · ", "grey42")] if i else []
+            for j, (name, score) in enumerate(group):
+                line += [("  " if j else "", ""), (f"{name} ", "bold"), (f"{score:.0%}", "grey62")]
         lines.append(fit(line, width, ellipsis=True))
     return lines
 
@@ -400,7 +425,7 @@ def info_lines(snapshot: Snapshot, width: int) -> list[Line]:
     shares, spaced out on tall screens (closer when there are extra lines)."""
     latest = snapshot.history[-1] if snapshot.history else None
     rows = plane_size(snapshot.width, snapshot.height)[1]
-    sections = [_mood_section(latest, width) + _extra_section(latest, width),
+    sections = [_mood_section(latest, width) + _extra_section(snapshot.history, width),
                 _history_section(snapshot, width), _level_section(snapshot, width),
                 _share_section(snapshot, width)]
     content = sum(map(len, sections))
