@@ -684,13 +684,19 @@ class Dashboard:
             self._write(self._painter.above(text))
 
     def _draw_loop(self) -> None:
-        shown = None
+        shown, failed = None, False
         while not self._stop.wait(1.0 / self.refresh_hz):
             snap = self.snapshot()
             key = self._shown(snap)
             if key != shown:
                 shown = key
-                self.draw(snap)
+                try:
+                    self.draw(snap)
+                except Exception as exc:  # a bug in a line must not freeze the display silently
+                    if not failed:
+                        failed = True
+                        self.print_above(f"moodtrack: dashboard: cannot draw a frame "
+                                         f"({type(exc).__name__}: {exc}); please report this\n")
 
     def start(self) -> None:
         if self._started or self._closed:
