@@ -114,6 +114,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
     from realtime.factory import build_pipeline
     from realtime.sources import FileSource
     from realtime.summary import summarize
+    from realtime.tags import clip_tags
     from realtime.timeline import Timeline
 
     model = load_model(o.model)
@@ -130,7 +131,7 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
         from realtime.plot import plot_bytes
 
         plot = plot_bytes(tl, o.plot_format)
-    summary = summarize(tl, duration_s=duration)
+    summary = {**summarize(tl, duration_s=duration), **clip_tags(u.tags for u in updates)}
     if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
         summary["decoder_messages"] = said
     return FileResult(str(path), updates, duration, summary, plot)
@@ -250,58 +251,98 @@ def _dask_results(client, inputs, options, advance) -> Runner:
 
 
 # ----------------------------------------------------------------------------- outputs
-def write_outputs(result: FileResult, csv_path: Path, *, plot_format: str | None) -> Path | None:
-    """Write a successful result's CSV timeline and its plot (beside it: same stem,
-    ``plot_format`` extension); returns the plot's path. A failed write is a
-    MoodtrackError and leaves neither file."""
-    from realtime.sinks import CsvSink
-
-    plot_path = csv_path.with_name(f"{csv_path.stem}.{plot_format}") if plot_format else None
+def input_key(path: str | os.PathLike, *, model_sha256: str, model_version: str,
+              options: AnalyzeOptions) -> dict:
+    """What makes a file's timeline up to date: the input's absolute path, size and mtime,
+    the model (SHA-256 and version) and the analysis options (the config's ``[analysis]``
+    keys but the model's path, and ``seconds``)."""
     try:
-        sink = CsvSink(csv_path, flush=False)
+        st = os.stat(path)
+        size, mtime = st.st_size, st.st_mtime_ns
+    except OSError:
+        size = mtime = None
+    return {"input": os.path.abspath(path), "size": size, "mtime_ns": mtime,
+            "model": model_sha256, "model_version": model_version,
+            "options": {**{k: v for k, v in options.config.get("analysis", {}).items()
+                           if k != "model"}, "seconds": options.seconds}}
+
+
+KEY_FIELDS = ("input", "size", "mtime_ns", "model", "options")
+
+
+def up_to_date(entry: dict | None, key: dict, out_dir: Path, *, plot: str | None) -> bool:
+    """Whether a manifest ``entry`` is a complete result for ``key`` whose files are all
+    in ``out_dir`` as written (``plot``: the plot's name when one is wanted)."""
+    if not entry or entry.get("state") != "done" or key["size"] is None:
+        return False
+    if any(entry.get(k) != key[k] for k in KEY_FIELDS):
+        return False
+    try:
+        if (out_dir / entry["timeline"]).stat().st_size != entry.get("timeline_bytes"):
+            return False
+    except OSError:
+        return False
+    return plot is None or (entry.get("plot") == plot and (out_dir / plot).is_file())
+
+
+def write_outputs(result: FileResult, csv_path: Path, *, plot_path: Path | None,
+                  protected=None) -> None:
+    """Write a successful result's CSV timeline and its plot (when ``plot_path``), each to
+    a temporary name renamed into place when whole. ``protected``: a
+    :class:`realtime.outputs.Protected` no output may be. A failed write is a
+    MoodtrackError and leaves each file as it was."""
+    from realtime.outputs import atomic_write, display
+    from realtime.sinks import timeline_bytes
+
+    jobs = [(csv_path, timeline_bytes(result.updates), "timeline")]
+    if plot_path is not None and result.plot is not None:
+        jobs.insert(0, (plot_path, result.plot, "plot"))
+    for path, data, what in jobs:
+        if protected is not None:
+            protected.check(path, what=f"the {what}", hint="choose another -o DIR")
         try:
-            for u in result.updates:
-                sink.emit(u)
-        finally:
-            sink.close()
-        if plot_path is not None and result.plot is not None:
-            try:
-                plot_path.write_bytes(result.plot)
-            except OSError as exc:
-                raise MoodtrackError(f"cannot write the plot {plot_path}: "
-                                     f"{exc.strerror or exc}") from None
-    except BaseException:
-        for p in (csv_path, plot_path):
-            if p is not None:
-                with contextlib.suppress(OSError):
-                    os.remove(p)
-        raise
-    return plot_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+        except OSError as exc:
+            raise MoodtrackError(f"cannot write the {what} {display(path)}: "
+                                 f"{exc.strerror or exc}; free space or choose another -o DIR"
+                                 ) from None
 
 
 def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
-    """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything).
+    """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything),
+    each replaced only when whole.
 
-    ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``.
+    ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``; names that
+    are not UTF-8 are written with ``\\xNN`` escapes.
     """
+    import io
+
+    from realtime.outputs import SUMMARY_CSV, SUMMARY_JSON, atomic_write, display
     from realtime.summary import SUMMARY_COLUMNS, summary_row
 
-    csv_path, json_path = out_dir / "summary.csv", out_dir / "summary.json"
+    def shown(x):
+        return None if x is None else display(x)
+
+    csv_path, json_path = out_dir / SUMMARY_CSV, out_dir / SUMMARY_JSON
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for e in entries:
+        row = summary_row(e["summary"], file=shown(e["file"]), error=e["error"])
+        if e["summary"] is not None:
+            row["timeline"] = shown(e["timeline"])
+        w.writerow(row)
+    files = [{"file": shown(e["file"]), "timeline": shown(e["timeline"]), "plot": shown(e["plot"]),
+              "error": e["error"], **{k: v for k, v in (e["summary"] or {}).items()
+                                      if k != "timeline"}} for e in entries]
     try:
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-            w.writeheader()
-            for e in entries:
-                row = summary_row(e["summary"], file=e["file"], error=e["error"])
-                if e["summary"] is not None:
-                    row["timeline"] = e["timeline"]
-                w.writerow(row)
-        files = [{"file": e["file"], "timeline": e["timeline"], "plot": e["plot"],
-                  "error": e["error"], **{k: v for k, v in (e["summary"] or {}).items()
-                                          if k != "timeline"}} for e in entries]
-        json_path.write_text(json.dumps({"files": files}, indent=1, allow_nan=False) + "\n",
-                             encoding="utf-8")
+        atomic_write(csv_path, buf.getvalue().encode("utf-8"))
+        atomic_write(json_path, (json.dumps({"files": files}, indent=1, allow_nan=False)
+                                 + "\n").encode("utf-8"))
     except OSError as exc:
-        raise MoodtrackError(f"cannot write the run summary in {out_dir}: "
-                             f"{exc.strerror or exc}") from None
+        raise MoodtrackError(f"cannot write the run summary in {display(out_dir)}: "
+                             f"{exc.strerror or exc}; the previous summary is kept; free space "
+                             "and run the same command again (finished files are not redone)"
+                             ) from None
     return csv_path, json_path

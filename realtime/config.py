@@ -100,6 +100,12 @@ def _osc_targets(values: list[str]) -> list[str]:
     return list(values)
 
 
+def _channel_weights(table: dict) -> dict:
+    from realtime.channels import check_weights
+
+    return check_weights(table)
+
+
 def _osc_map(table: dict) -> dict:
     from realtime.osc import check_address_map
 
@@ -116,6 +122,10 @@ OPTIONS: dict[str, dict[str, Option]] = {
                            lo=1, hi=64, zero_ok=True),
         "blocksize": Option("int", 1024, "frames per captured block", lo=64, hi=65536),
         "queue_blocks": Option("int", 64, "capture queue length in blocks", lo=2, hi=4096),
+        "channel_weights": Option("table", {}, "weights of the analysis mix by channel, "
+                                  "role = weight (roles L R C LFE Ls Rs Lrs Rrs, or ch1, ch2 "
+                                  "...; others weigh 1); {} = all channels alike",
+                                  checker=_channel_weights),
     },
     "analysis": {
         "model": Option("str", "", "ONNX model path; \"\" = $MOODTRACK_MODEL or models/mood.onnx"),
@@ -125,6 +135,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
                               lo=0.0, hi=600.0),
         "silence_db": Option("float", -60.0, "level (dBFS) below which the input is silence",
                              lo=-150.0, hi=0.0),
+        "loudness": Option("bool", True, "measure momentary and short-term loudness (LUFS, "
+                           "BS.1770) of the input as captured"),
     },
     "output": {
         "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),
@@ -165,8 +177,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "osc_delay_ms": Option("float", 0.0, "delay of OSC bundles in milliseconds (to line up "
                                "with late audio)", lo=0.0, hi=10000.0),
         "osc_map": Option("table", {}, "OSC address map, field = \"/address\" (or a list, or "
-                          "\"\" = off); fields: valence arousal quadrant confidence color red "
-                          "green blue silence", checker=_osc_map),
+                          "\"\" = off); fields: valence arousal quadrant confidence color speech "
+                          "red green blue silence", checker=_osc_map),
     },
 }
 

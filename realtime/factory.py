@@ -18,8 +18,8 @@ def build_pipeline(cfg: Config, *, model, sinks: Iterable = (),
                    stats: PipelineStats | None = None):
     """A fresh :class:`~realtime.pipeline.Pipeline` for one stream, as ``cfg`` says.
 
-    - ``cfg``: a merged config (:func:`realtime.config.load`); the ``[analysis]`` and
-      ``[lighting]`` keys that shape the estimate are read here;
+    - ``cfg``: a merged config (:func:`realtime.config.load`); the ``[analysis]`` keys,
+      ``input.channel_weights`` and the ``[lighting]`` colour keys are read here;
     - ``model``: the :class:`~realtime.model.MoodModel` (fixes the analysis rate);
     - ``sinks``: objects with ``emit(update)``, called on the analysis thread;
     - ``stats``: counters to keep up to date (None: a fresh :class:`PipelineStats`).
@@ -27,8 +27,9 @@ def build_pipeline(cfg: Config, *, model, sinks: Iterable = (),
     from realtime.colour import MoodColour
     from realtime.pipeline import Pipeline
 
-    a, lit = cfg["analysis"], cfg["lighting"]
+    inp, a, lit = cfg["input"], cfg["analysis"], cfg["lighting"]
     colour = MoodColour(palette=lit["palette"], brightness=lit["brightness"],
                         smoothing_s=lit["smoothing_s"])
     return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
-                    silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour)
+                    silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour,
+                    channel_weights=inp["channel_weights"], loudness=a["loudness"])

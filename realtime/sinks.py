@@ -33,17 +33,38 @@ subscribe to the topic ``mood``. Each update is one two-frame message:
   ``color``       [r, g, b] / null mood colour for lights, floats 0..1, 4 decimals (see
                                    :mod:`realtime.colour`); null when not coloured
   ``color_hex``   str or null      the same colour as ``"#rrggbb"``
+  ``loudness_m``  float or null    momentary loudness (0.4 s) of the input as
+                                   captured, LUFS (BS.1770-4, floored at -70), 2
+                                   decimals; null when not measured
+  ``loudness_s``  float or null    short-term loudness (3 s), the same way
+  ``speech``      float or null    0..1, how much of the update interval is dominated
+                                   by speech (dialogue, narration); null when the
+                                   model gives none
   ==============  ===============  =================================================
 
-``color`` and ``color_hex`` were added within schema 1 (new keys only; clients ignore
-keys they do not know).
+``color``, ``color_hex``, ``loudness_m``, ``loudness_s`` and ``speech`` were added within
+schema 1 (new keys only; clients ignore keys they do not know).
 
 Example frame 1::
 
   {"schema": 1, "seq": 250, "t": 12.5, "wall": 1767225600.123, "valence": -0.4213,
    "arousal": 0.6071, "quadrant": "Q2", "mood": "tense", "confidence": 0.7312,
    "level_db": -23.1, "silence": false, "latency_ms": 4.2,
-   "color": [0.7643, 0.1049, 0.0911], "color_hex": "#c31b17"}
+   "color": [0.7643, 0.1049, 0.0911], "color_hex": "#c31b17",
+   "loudness_m": -24.31, "loudness_s": -25.02, "speech": 0.08}
+
+Tags topic
+----------
+About once a second (with the mood update that brings them, when the model gives tags)
+the topic ``tags`` carries the top :data:`realtime.tags.TOP_K` instrument and genre tags
+in the same framing: ``schema`` (1), ``seq`` (tags messages, from 0), ``t`` and ``wall``
+(those of the mood update), ``instruments`` and ``genres``: lists of ``[name, score]``
+pairs, score 0..1 (the mean over the last second), highest first::
+
+  {"schema": 1, "seq": 12, "t": 13.0, "wall": 1767225600.623,
+   "instruments": [["piano", 0.91], ["strings", 0.55]], "genres": [["classical", 0.8]]}
+
+Subscribe to ``b"tags"``; ``b"mood"`` subscribers never see it.
 
 With ``frames="single"`` each message is instead one frame, ``b"mood "`` followed by
 the JSON (for clients without multipart support, or ``ZMQ_CONFLATE`` subscribers that
@@ -68,7 +89,9 @@ Security
 --------
 With ``keys=DIR`` (from ``moodtrack keys DIR``) the socket is a CURVE server: traffic is
 encrypted and only clients whose public key is in ``DIR/authorized_clients/`` may
-connect (any client that knows the server's public key when that folder is empty).
+connect (any client that knows the server's public key when that folder is empty at
+start). Keys added to or removed from that folder take effect within about
+:data:`KEYS_POLL_S` seconds while the publisher runs: a removed key's subscriber is cut off.
 
 The send high-water mark is small: a subscriber that does not keep up loses messages
 (it sees a ``seq`` gap) without delaying the tracker or the other subscribers.
@@ -102,15 +125,18 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 TOPIC = b"mood"
 STATUS_TOPIC = b"status"
+TAGS_TOPIC = b"tags"
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 #: CSV timeline columns, in file order.
 CSV_COLUMNS = ("t", "valence", "arousal", "quadrant", "mood", "confidence", "level_db",
-               "silence", "wall", "seq", "latency_ms")
+               "silence", "wall", "seq", "latency_ms", "loudness_m", "loudness_s", "speech")
 LEVEL_FLOOR_DB = -120.0
 
 
-def _num(x: float, ndigits: int) -> float | None:
-    """``x`` rounded, or None when not finite (JSON has no NaN/inf)."""
+def _num(x: float | None, ndigits: int) -> float | None:
+    """``x`` rounded, or None when None or not finite (JSON has no NaN/inf)."""
+    if x is None:
+        return None
     x = float(x)
     return round(x, ndigits) if math.isfinite(x) else None
 
@@ -132,7 +158,18 @@ def update_record(update: MoodUpdate) -> dict:
         "latency_ms": _num(update.latency_ms, 2),
         "color": None if update.color is None else [_num(c, 4) for c in update.color],
         "color_hex": None if update.color is None else to_hex(update.color),
+        "loudness_m": _num(update.loudness_m, 2),
+        "loudness_s": _num(update.loudness_s, 2),
+        "speech": _num(update.speech, 4),
     }
+
+
+def tags_record(update: MoodUpdate, *, seq: int) -> dict:
+    """The ``tags`` message for an update that carries tags (see the module docstring)."""
+    from realtime.tags import top_k
+
+    return {"schema": SCHEMA_VERSION, "seq": int(seq), "t": _num(update.t, 3),
+            "wall": _num(update.wall, 3), **top_k(update.tags)}
 
 
 def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
@@ -162,6 +199,7 @@ def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
         "reconnects": int(stats.reconnects),
         "nonfinite_samples": int(stats.nonfinite_samples),
         "csv_error": stats.csv_error or None,
+        "input_hint": stats.input_hint or None,
     }
 
 
@@ -175,11 +213,12 @@ class CsvSink:
     ``on_error="stop"`` :meth:`emit` raises a :class:`MoodtrackError` saying why (the
     run stops), with ``"continue"`` it only records the reason in ``stats.csv_error``
     and the other sinks go on. Booleans are written 1/0, a null quadrant as an empty
-    field.
+    field. An existing regular file is refused unless ``overwrite`` (a device or a pipe,
+    such as ``/dev/stdout``, is written to as it is).
     """
 
     def __init__(self, path, *, flush: bool = True, on_error: str = "stop",
-                 stats: PipelineStats | None = None):
+                 stats: PipelineStats | None = None, overwrite: bool = False):
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.path = path
@@ -191,7 +230,14 @@ class CsvSink:
         self._lock = threading.Lock()
         try:
             # Unbuffered binary: one os.write per row; buffered when not flushing.
-            self._file = open(path, "wb", buffering=0 if flush else -1)
+            try:
+                self._file = open(path, "xb", buffering=0 if flush else -1)
+            except FileExistsError:
+                if os.path.isfile(path) and not overwrite:
+                    raise MoodtrackError(
+                        f"the CSV timeline {path} exists already: choose a new name, or pass "
+                        "--overwrite to replace it") from None
+                self._file = open(path, "wb", buffering=0 if flush else -1)
             self._write(self._line(CSV_COLUMNS))
         except OSError as e:
             raise MoodtrackError(f"cannot write the CSV timeline to {path}: {e.strerror or e}; "
@@ -216,11 +262,14 @@ class CsvSink:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 view = view[n:]
 
-    def emit(self, update: MoodUpdate) -> None:
+    @staticmethod
+    def _fields(update: MoodUpdate) -> list:
         rec = update_record(update)
-        row = ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
-               for c in CSV_COLUMNS]
-        line = self._line(row)
+        return ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
+                for c in CSV_COLUMNS]
+
+    def emit(self, update: MoodUpdate) -> None:
+        line = self._line(self._fields(update))
         with self._lock:
             if self._file is None or self._failed:
                 return
@@ -259,6 +308,13 @@ class CsvSink:
                                      "directory") from None
 
 
+def timeline_bytes(updates) -> bytes:
+    """A whole CSV timeline (the header and a row per update), byte for byte as
+    :class:`CsvSink` writes it."""
+    return b"".join([CsvSink._line(CSV_COLUMNS),
+                     *(CsvSink._line(CsvSink._fields(u)) for u in updates)])
+
+
 def _is_loopback(endpoint: str) -> bool:
     """Whether a ZeroMQ endpoint is reachable only from this machine."""
     transport, _, address = endpoint.partition("://")
@@ -275,6 +331,62 @@ def _is_loopback(endpoint: str) -> bool:
 
 SERVER_SECRET = "server.key_secret"
 AUTHORIZED_DIR = "authorized_clients"
+#: Seconds between looks at the authorized-clients folder for keys added or removed.
+KEYS_POLL_S = 1.0
+
+
+class _AuthorizedClients:
+    """The CURVE clients a publisher admits (its ZAP callback): the public keys in
+    ``folder/*.key``, reread when the folder changes.
+
+    An empty or missing folder at start admits any client that knows the server key;
+    once keys were there, emptying it admits nobody.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._seen: object = None
+        self.keys: frozenset[bytes] | None = None  # None: any client
+        self.reload(report=False)
+
+    def _signature(self) -> tuple:
+        with contextlib.suppress(OSError):
+            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                                for p in self.folder.glob("*.key")))
+        return ()
+
+    def reload(self, *, report: bool = True) -> bool:
+        """Reread the keys if the folder changed (``report``: say so on stderr); True when
+        a client admitted before may no longer be (connected ones must authenticate again)."""
+        import zmq.auth
+
+        sig = self._signature()
+        if sig == self._seen:
+            return False
+        self._seen = sig
+        try:
+            keys = frozenset(zmq.auth.load_certificates(str(self.folder))) if sig else frozenset()
+        except (OSError, ValueError) as e:
+            print(f"moodtrack: warning: cannot read the authorized client keys in {self.folder} "
+                  f"({e}); keeping the previous ones", file=sys.stderr)
+            return False
+        old = self.keys
+        if old is None and not keys:
+            return False  # still no keys: any client
+        self.keys = keys
+        revoked = old is None or bool(old - keys)
+        if report:
+            before = old or frozenset()
+            print(f"moodtrack: ZeroMQ: {len(keys)} authorized client key(s) in {self.folder} "
+                  f"now ({len(keys - before)} added, {len(before - keys)} removed)"
+                  + ("; nobody may subscribe until a key is added" if not keys else "")
+                  + ("; connected subscribers authenticate again" if revoked else ""),
+                  file=sys.stderr)
+        return revoked
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        keys = self.keys
+        return keys is None or key in keys
 
 
 class ZmqSink:
@@ -332,8 +444,14 @@ class ZmqSink:
         self._lock = threading.Lock()  # ZeroMQ sockets are not thread-safe: emit vs close
         self._last: MoodUpdate | None = None
         self._status_seq = 0
+        self._tags_seq = 0
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
+        self._keys_thread: threading.Thread | None = None
+        if self._auth is not None:
+            self._keys_thread = threading.Thread(target=self._watch_keys, name="zmq-keys",
+                                                 daemon=True)
+            self._keys_thread.start()
         if not _is_loopback(self.endpoint) and not keys:
             print(f"moodtrack: warning: publishing on {self.endpoint}, reachable from other "
                   "machines, unencrypted and open to anyone; use tcp://127.0.0.1:PORT to keep "
@@ -356,16 +474,37 @@ class ZmqSink:
                                  f"'moodtrack keys {keys}'")
         if not self._zmq.has("curve"):
             raise MoodtrackError("this libzmq has no CURVE support: --zmq-keys is unavailable")
-        authorized = keys / AUTHORIZED_DIR
+        self._authorized = _AuthorizedClients(keys / AUTHORIZED_DIR)
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
-        if authorized.is_dir() and any(authorized.glob("*.key")):
-            self._auth.configure_curve(domain="*", location=str(authorized))
-        else:
-            self._auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+        self._auth.configure_curve_callback(domain="*", credentials_provider=self._authorized)
         self._sock.curve_secretkey = private
         self._sock.curve_publickey = public
         self._sock.curve_server = True
+
+    def _watch_keys(self) -> None:
+        """Applies keys added to or removed from the authorized folder while running: the
+        authenticator admits the new set at once, and when a key went away every
+        connection is dropped (unbind, bind again) so that subscribers reconnect and
+        authenticate again; the revoked ones are then refused."""
+        zmq = self._zmq
+        while not self._stop.wait(KEYS_POLL_S):
+            if not self._authorized.reload():
+                continue
+            with self._lock:
+                if self._closed:
+                    return
+                self._sock.unbind(self.endpoint)
+                for _ in range(40):
+                    try:
+                        self._sock.bind(self.endpoint)
+                        break
+                    except zmq.ZMQError:
+                        time.sleep(0.05)
+                else:
+                    print(f"moodtrack: error: cannot publish on {self.endpoint} again after "
+                          "the authorized keys changed; restart moodtrack", file=sys.stderr)
+                    return
 
     def _frames(self, topic: bytes, record: dict) -> list[bytes]:
         body = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
@@ -378,8 +517,12 @@ class ZmqSink:
         msg = self._message(update)
         with self._lock:
             self._last = update
-            if not self._closed:
-                self._send(msg)
+            if self._closed:
+                return
+            self._send(msg)
+            if update.tags is not None:
+                self._send(self._frames(TAGS_TOPIC, tags_record(update, seq=self._tags_seq)))
+                self._tags_seq += 1
 
     def publish_status(self) -> None:
         """Send one ``status`` message now (the status thread does this every ``status_s``)."""
@@ -437,9 +580,9 @@ class ZmqSink:
 
     def close(self) -> None:
         self._stop.set()
-        thread = self._status_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(2.0)
+        for thread in (self._status_thread, self._keys_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(2.0)
         with self._lock:
             if self._closed:
                 return

@@ -13,6 +13,7 @@ PortAudio.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import re
@@ -201,34 +202,37 @@ class FileSource(Source):
                  queue_blocks: int = 64, stats: PipelineStats | None = None):
         import soundfile as sf
 
+        from realtime.outputs import display
+
         self.path = Path(path)
-        self.name = str(self.path)
+        self.name = display(self.path)
         self.blocksize = int(blocksize)
         self.paced = paced
-        if not self.path.is_file():
-            what = "is a directory" if self.path.is_dir() else "does not exist"
-            raise MoodtrackError(f"cannot read audio file {self.path}: it {what}")
+        fd = open_regular(self.path)
         try:
-            size = self.path.stat().st_size
-        except OSError as exc:
-            raise MoodtrackError(f"cannot read audio file {self.path}: {exc.strerror}") from None
-        if size == 0:
-            raise MoodtrackError(f"cannot read audio file {self.path}: it is empty (0 bytes)")
-        self.decoder_messages: list[str] = []
-        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                raise MoodtrackError(f"cannot read audio file {self.name}: it is empty (0 bytes)")
+            self.decoder_messages: list[str] = []
             with decoder_messages(self.decoder_messages):
-                self._file = sf.SoundFile(str(self.path))
+                self._file = sf.SoundFile(fd, closefd=False)
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
-            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}; "
+            os.close(fd)
+            raise MoodtrackError(f"cannot read audio file {self.name}: {_reason(exc)}; "
                                  f"{FORMATS_HINT}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
+        self._queued = None
         # Only the MPEG decoder (libmpg123) talks on stderr: capture its reads alone.
         self._chatty = self._file.format.upper() in ("MPEG", "MP3")
         self.sample_rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.frames = int(self._file.frames)
         if self.frames <= 0 or self.sample_rate <= 0 or self.channels <= 0:
-            self._file.close()
-            raise MoodtrackError(f"audio file {self.path} contains no audio ({self.frames} "
+            self.close()
+            raise MoodtrackError(f"audio file {self.name} contains no audio ({self.frames} "
                                  f"samples at {self.sample_rate} Hz, {self.channels} channels)")
         self.stats = stats if stats is not None else PipelineStats()
         self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
@@ -247,7 +251,7 @@ class FileSource(Source):
             except Exception as exc:  # libsndfile decoding errors surface as several types
                 said = f" (the decoder said: {self.decoder_messages[-1]})" \
                     if self.decoder_messages else ""
-                raise MoodtrackError(f"cannot decode audio file {self.path}: "
+                raise MoodtrackError(f"cannot decode audio file {self.name}: "
                                      f"{_reason(exc)}{said}") from None
             if data.shape[0] == 0:
                 return
@@ -267,6 +271,9 @@ class FileSource(Source):
             self._queued.close()
         if not self._file.closed:
             self._file.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class _PacedReader(QueuedSource):
@@ -459,9 +466,53 @@ class MicSource(QueuedSource):
         self._close_stream()
 
 
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages (``"a FIFO (named pipe)"``...)."""
+    import stat
+
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike) -> int:
+    """A read-only file descriptor on ``path`` if it is a regular file, else a
+    MoodtrackError saying what it is (a FIFO is opened without waiting for a writer,
+    then refused; nothing else is opened that could block)."""
+    import stat
+
+    from realtime.outputs import display
+
+    name = display(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise MoodtrackError(f"cannot read audio file {name}: it does not exist") from None
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENXIO:  # a socket, or a device with no driver
+            with contextlib.suppress(OSError):
+                why = f"it is {file_kind(os.stat(path).st_mode)}, not a regular file"
+        raise MoodtrackError(f"cannot read audio file {name}: {why}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise MoodtrackError(f"cannot read audio file {name}: it is {file_kind(mode)}, "
+                                 "not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _reason(exc: BaseException) -> str:
     """A one-line reason from a libsndfile or OS error."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    if text.startswith("Error opening ") and "': " in text:  # libsndfile repeats the path
-        text = text.split("': ", 1)[1]
+    if text.startswith("Error opening ") and ": " in text:  # libsndfile repeats the file
+        text = text.split("': ", 1)[1] if "': " in text else text.split(": ", 1)[1]
     return text[:200]

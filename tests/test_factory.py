@@ -68,7 +68,7 @@ def test_live_and_analyze_give_the_same_timeline_for_the_same_config(tiny_model_
     assert cli.main(["live", "--file", str(tmp_path / "a.wav"), "--csv", str(tmp_path / "live.csv"),
                      "--no-zmq", "--no-dashboard", *run]) == 0, capsys.readouterr().err
     assert cli.main(["analyze", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o"), *run]) == 0
-    live, ana = _rows(tmp_path / "live.csv"), _rows(tmp_path / "o" / "a.csv")
+    live, ana = _rows(tmp_path / "live.csv"), _rows(tmp_path / "o" / "a.wav.csv")
     assert [float(r["t"]) for r in ana] == pytest.approx([1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5,
                                                           2.75, 3.0])
     assert any(r["silence"] == "1" for r in ana) and any(r["silence"] == "0" for r in ana)

@@ -136,4 +136,4 @@ def test_installed_package_runs_from_another_directory(installed):
     analyze = _run(installed, "moodtrack", "analyze", str(demo_ogg), "-o", "timelines",
                    "--seconds", "5")
     assert analyze.returncode == 0, analyze.stderr
-    assert (installed[1] / "timelines" / "demo.csv").is_file()
+    assert (installed[1] / "timelines" / "demo.ogg.csv").is_file()

@@ -33,7 +33,7 @@ step() {
   fi
 }
 
-APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils liblo-tools)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
