@@ -385,8 +385,7 @@ def _history_section(snapshot: Snapshot, width: int) -> list[Line]:
 
 def _level_section(snapshot: Snapshot, width: int) -> list[Line]:
     """Input level meter with the silence flag: dBFS, or momentary and short-term
-    loudness in LUFS when ``snapshot.level`` is ``"lufs"`` and the update has them;
-    then the update's hint about the input, if any."""
+    loudness in LUFS when ``snapshot.level`` is ``"lufs"`` and the update has them."""
     latest = snapshot.history[-1] if snapshot.history else None
     level_db = latest.level_db if latest is not None else snapshot.stats.get("level_db", -100.0)
     silent = latest is not None and latest.silence
@@ -403,11 +402,7 @@ def _level_section(snapshot: Snapshot, width: int) -> list[Line]:
     else:
         readout = f" {max(level_db, -99.9):5.1f} dBFS"
         meter = level_meter(level_db, max(10, width - 20))
-    lines = [[label, (" " * (LABEL_W - len(label[0])), ""), *meter, (readout, value_style)]]
-    hint = getattr(latest, "hint", None)
-    if hint:
-        lines.append(fit(_labelled("", (str(hint), "grey62 italic")), width, ellipsis=True))
-    return lines
+    return [[label, (" " * (LABEL_W - len(label[0])), ""), *meter, (readout, value_style)]]
 
 
 def _share_section(snapshot: Snapshot, width: int) -> list[Line]:
