@@ -18,6 +18,12 @@ import numpy as np
 from realtime.errors import MoodtrackError
 from realtime.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
 
+#: Metadata keys of a head on the embedding network (see :mod:`realtime.embedding`).
+_EMBEDDING_KEYS = {
+    "sample_rate": int, "patch_hop_s": float, "context_s": float, "short_context_s": float,
+    "rel_tau_s": float,
+}
+
 #: Metadata keys every model must carry besides the extractor spec.
 REQUIRED_KEYS = ("output_scale", "residual_std", "model_name", "model_version")
 
@@ -77,8 +83,15 @@ class MoodModel:
         self._output = self._session.get_outputs()[0].name
         self._check_io()
 
+    @property
+    def uses_embedding(self) -> bool:
+        """True for a head on the embedding network, False for one on hand-made features."""
+        return "embedding_model" in self.metadata
+
     def _check(self, meta: dict[str, str]) -> ModelInfo:
         where = f"model {self.path}"
+        if "embedding_model" in meta:
+            return self._check_embedding_head(meta)
         missing = [k for k in (*REQUIRED_KEYS, *_EXTRACTOR_KEYS, "feature_version", "feature_names")
                    if k not in meta]
         if missing:
@@ -104,8 +117,41 @@ class MoodModel:
             raise MoodtrackError(f"{where}: output_scale and residual_std need two positive values")
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
 
+    def _check_embedding_head(self, meta: dict[str, str]) -> ModelInfo:
+        from realtime.embedding import POOLS, EmbeddingNetwork
+
+        where = f"model {self.path}"
+        missing = [k for k in (*REQUIRED_KEYS, *_EMBEDDING_KEYS, "embedding_sha", "pools") if k not in meta]
+        if missing:
+            raise MoodtrackError(f"{where} lacks metadata {', '.join(missing)}: it was not exported "
+                                 "by tools/train.py; retrain it")
+        self.network = EmbeddingNetwork(self.path.parent / meta["embedding_model"])
+        if self.network.sha != meta["embedding_sha"]:
+            raise MoodtrackError(
+                f"{where} was trained on another embedding network than {self.network.path}; "
+                "retrain the head (python tools/train.py) or restore the matching embedding.onnx")
+        try:
+            opts = {k: typ(meta[k]) for k, typ in _EMBEDDING_KEYS.items()}
+            scale = tuple(float(x) for x in meta["output_scale"].split(","))
+            resid = tuple(float(x) for x in meta["residual_std"].split(","))
+        except ValueError as exc:
+            raise MoodtrackError(f"{where} has malformed metadata ({exc})") from None
+        pools = tuple(meta["pools"].split(","))
+        if any(p not in POOLS for p in pools) or opts["sample_rate"] != self.network.front_end["sample_rate"]:
+            raise MoodtrackError(f"{where} has pools or a sample rate its embedding network does not have")
+        if len(scale) != 2 or len(resid) != 2 or not all(np.isfinite(scale + resid)) or min(resid) <= 0:
+            raise MoodtrackError(f"{where}: output_scale and residual_std need two finite positive values")
+        self._embedding_opts = {k: v for k, v in opts.items() if k != "sample_rate"} | {"pools": pools}
+        return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
+
+    def n_inputs(self) -> int:
+        """Width of the feature rows the graph takes."""
+        if self.uses_embedding:
+            return self.network.n_embedding * len(self._embedding_opts["pools"])
+        return len(FEATURE_NAMES)
+
     def _check_io(self) -> None:
-        """The graph takes (n, len(FEATURE_NAMES)) float features."""
+        """The graph takes (n, n_inputs) float features."""
         where = f"model {self.path}"
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
@@ -114,17 +160,24 @@ class MoodModel:
                                  "retrain it with tools/train.py")
         # (Declared output shapes are not checked: converters often declare [None, 1].)
         n_in = inputs[0].shape[-1] if inputs[0].shape else None
-        if (isinstance(n_in, int) and n_in != len(FEATURE_NAMES)) or "float" not in inputs[0].type:
+        if (isinstance(n_in, int) and n_in != self.n_inputs()) or "float" not in inputs[0].type:
             raise MoodtrackError(
                 f"{where} takes {inputs[0].type} of shape {inputs[0].shape}, but moodtrack feeds "
-                f"{len(FEATURE_NAMES)} float features: it does not match its metadata; retrain it")
+                f"{self.n_inputs()} float features: it does not match its metadata; retrain it")
 
     def extractor_options(self) -> dict:
         """The extractor options this model was trained with."""
+        if self.uses_embedding:
+            return dict(self._embedding_opts)
         return {k: typ(self.metadata[k]) for k, typ in _EXTRACTOR_KEYS.items()}
 
-    def make_extractor(self, **options) -> FeatureExtractor:
-        """A fresh extractor configured for this model (``options`` add e.g. ``update_hz``)."""
+    def make_extractor(self, **options):
+        """A fresh extractor configured for this model (``options`` add e.g. ``update_hz``):
+        an :class:`realtime.embedding.EmbeddingExtractor` or a :class:`FeatureExtractor`."""
+        if self.uses_embedding:
+            from realtime.embedding import EmbeddingExtractor
+
+            return EmbeddingExtractor(self.network, **self._embedding_opts, **options)
         ex = FeatureExtractor(**self.extractor_options(), **options)
         spec = ex.spec()
         bad = [k for k in spec if spec[k] != self.metadata.get(k)]
