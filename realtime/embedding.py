@@ -221,7 +221,8 @@ class EmbeddingUpdate:
 
     ``features``: the pooled embeddings the head takes; ``level_db``: mean power of the
     last ``level_s`` seconds in dBFS (unnormalised input); ``speech``: speech probability
-    of the newest patch; ``tags``: tag probabilities averaged over the context.
+    of the newest patch; ``tags``: tag probabilities averaged over the context;
+    ``context``: the embedding averaged over the context.
     """
 
     end_sample: int
@@ -230,6 +231,7 @@ class EmbeddingUpdate:
     level_db: float
     speech: float
     tags: np.ndarray
+    context: np.ndarray  # mean embedding over the context (the genre head's input, with tags)
 
 
 class EmbeddingExtractor:
@@ -372,10 +374,11 @@ class EmbeddingExtractor:
     def _update(self, end: int) -> EmbeddingUpdate:
         ctx = self._recent(self._emb, self._n_ctx).astype(np.float64)
         short = self._recent(self._emb, self._n_short).astype(np.float64)
+        ctx_mean = ctx.mean(axis=0)
         parts = []
         for p in self.pools:
             if p == "ctx_mean":
-                parts.append(ctx.mean(axis=0))
+                parts.append(ctx_mean)
             elif p == "ctx_std":
                 parts.append(ctx.std(axis=0))
             elif p == "short_mean":
@@ -391,7 +394,8 @@ class EmbeddingExtractor:
         return EmbeddingUpdate(end_sample=end, t=end / self.sample_rate,
                                features=np.concatenate(parts).astype(np.float32),
                                level_db=float(10.0 * np.log10(max(level, 1e-10))),
-                               speech=self._speech, tags=tags.astype(np.float32))
+                               speech=self._speech, tags=tags.astype(np.float32),
+                               context=ctx_mean.astype(np.float32))
 
 
 def extract(samples: np.ndarray, network: EmbeddingNetwork, **options):

@@ -142,6 +142,11 @@ class MoodModel:
         if len(scale) != 2 or len(resid) != 2 or not all(np.isfinite(scale + resid)) or min(resid) <= 0:
             raise MoodtrackError(f"{where}: output_scale and residual_std need two finite positive values")
         self._embedding_opts = {k: v for k, v in opts.items() if k != "sample_rate"} | {"pools": pools}
+        from realtime.vocab import InstrumentMap
+
+        self.instruments = InstrumentMap(self.network.tag_names)
+        self.genres = (GenreHead(self.path.parent / meta["tags_model"], self.network)
+                       if meta.get("tags_model") else None)
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
 
     def n_inputs(self) -> int:
@@ -189,7 +194,56 @@ class MoodModel:
     def sample_rate(self) -> int:
         return int(self.metadata["sample_rate"])
 
+    def outputs(self, updates) -> "ModelOutput":
+        """Everything the model says about a list of extractor updates: raw (valence,
+        arousal) and, for a head on the embedding network, speech and tag scores."""
+        from realtime.mood import ModelOutput
+
+        va = self.predict(np.stack([u.features for u in updates]))
+        if not self.uses_embedding:
+            return ModelOutput(va)
+        tags = np.stack([u.tags for u in updates])
+        groups = {"instruments": (self.instruments.names, self.instruments(tags))}
+        if self.genres is not None:
+            groups["genres"] = (self.genres.names, self.genres(np.stack([u.context for u in updates]), tags))
+        return ModelOutput(va, speech=np.array([u.speech for u in updates], np.float64), tags=groups)
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Raw (valence, arousal) for each feature row: (n, n_features) -> (n, 2)."""
         x = np.ascontiguousarray(np.atleast_2d(features), dtype=np.float32)
         return self._session.run([self._output], {self._input: x})[0].reshape(-1, 2)
+
+
+class GenreHead:
+    """The genre head (``tags.onnx`` beside the mood head): per update, the probability of
+    each genre from the context embedding and the tag probabilities."""
+
+    def __init__(self, path: Path, network):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise MoodtrackError(f"genre model file {path} not found: restore models/tags.onnx "
+                                 "or retrain it with 'python tools/train_tags.py'")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(f"genre model file {path} is not a readable ONNX model "
+                                 f"({exc.__class__.__name__}); restore models/tags.onnx") from None
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        if meta.get("embedding_sha") != network.sha or not meta.get("genre_names"):
+            raise MoodtrackError(f"genre model {path} was not trained on {network.path}; "
+                                 "retrain it with 'python tools/train_tags.py'")
+        self.names = tuple(meta["genre_names"].split(","))
+        self._input = self._session.get_inputs()[0].name
+        outs = [o.name for o in self._session.get_outputs()]
+        self._output = "probabilities" if "probabilities" in outs else outs[-1]
+
+    def __call__(self, context: np.ndarray, tags: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(np.hstack([context, tags]), dtype=np.float32)
+        p = self._session.run([self._output], {self._input: x})[0]
+        return np.asarray(p, np.float32).reshape(x.shape[0], len(self.names))

@@ -18,6 +18,10 @@ probabilities are the student's targets.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, busy cores
+
 import argparse
 import hashlib
 import json

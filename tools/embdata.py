@@ -13,6 +13,10 @@ embedding network's hash. Variants are signal chains (``tools/augment.py``):
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, busy cores
+
 import hashlib
 import sys
 from pathlib import Path

@@ -15,6 +15,10 @@ Fixed seeds; ``--minutes`` bounds the training time.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, busy cores
+
 import argparse
 import json
 import sys
