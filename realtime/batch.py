@@ -32,17 +32,22 @@ BLOCK_FRAMES = 65536
 DASK_CONNECT_TIMEOUT_S = 10
 
 
+def _default_config() -> dict:
+    from realtime.config import defaults
+
+    return defaults()
+
+
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """What the per-file work needs, picklable: ``model`` (absolute ONNX path),
-    ``update_hz`` (updates per second), ``smoothing_s`` and ``seconds`` (seconds; None =
-    the whole file), ``silence_db`` (dBFS), ``plot_format`` (``"png"``, ``"svg"``,
+    ``config`` (the merged run config, from which :func:`realtime.factory.build_pipeline`
+    builds each file's pipeline exactly as the live modes do; default: the defaults),
+    ``seconds`` (seconds; None = the whole file), ``plot_format`` (``"png"``, ``"svg"``,
     ``"pdf"`` or None for no plot)."""
 
     model: str
-    update_hz: float = 2.0
-    smoothing_s: float = 2.0
-    silence_db: float = -60.0
+    config: dict = field(default_factory=_default_config, compare=False)
     seconds: float | None = None
     plot_format: str | None = None
 
@@ -53,9 +58,8 @@ class AnalyzeOptions:
 
         a = cfg["analysis"]
         model = Path(a["model"]) if a["model"] else default_model_path()
-        return cls(model=str(model.absolute()), update_hz=a["update_hz"],
-                   smoothing_s=a["smoothing_s"], silence_db=a["silence_db"],
-                   seconds=seconds, plot_format=plot_format)
+        return cls(model=str(model.absolute()), config=cfg, seconds=seconds,
+                   plot_format=plot_format)
 
 
 @dataclass
@@ -107,26 +111,30 @@ def analyze_file(path: str | os.PathLike, *, options: AnalyzeOptions,
 
 
 def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
-    from realtime.pipeline import Pipeline
+    from realtime.factory import build_pipeline
     from realtime.sources import FileSource
     from realtime.summary import summarize
+    from realtime.tags import clip_tags
     from realtime.timeline import Timeline
 
     model = load_model(o.model)
     with FileSource(path, paced=False, blocksize=BLOCK_FRAMES) as src:
         updates: list[MoodUpdate] = []
-        pipeline = Pipeline(model, update_hz=o.update_hz, smoothing_s=o.smoothing_s,
-                            silence_db=o.silence_db, sinks=[_Collect(updates)])
+        pipeline = build_pipeline(o.config, model=model, sinks=[_Collect(updates)])
         pipeline.run(src, seconds=o.seconds, on_block=None if on_block is None else
                      lambda n: on_block(n / src.sample_rate))
         duration = pipeline.frames_in / src.sample_rate
+        said = src.decoder_messages
     tl = Timeline.from_updates(updates, name=path.name)
     plot = None
     if o.plot_format:
         from realtime.plot import plot_bytes
 
         plot = plot_bytes(tl, o.plot_format)
-    return FileResult(str(path), updates, duration, summarize(tl, duration_s=duration), plot)
+    summary = {**summarize(tl, duration_s=duration), **clip_tags(u.tags for u in updates)}
+    if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
+        summary["decoder_messages"] = said
+    return FileResult(str(path), updates, duration, summary, plot)
 
 
 class _Collect:
@@ -147,6 +155,15 @@ def run_serial(inputs: list[Path], *, options: AnalyzeOptions,
     """The files one after the other, in this process."""
     for i, p in enumerate(inputs):
         yield i, analyze_file(p, options=options, on_block=advance)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity; all cores where that is unknown):
+    the default number of ``analyze`` worker processes."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 def _init_worker(model: str) -> None:
@@ -234,58 +251,98 @@ def _dask_results(client, inputs, options, advance) -> Runner:
 
 
 # ----------------------------------------------------------------------------- outputs
-def write_outputs(result: FileResult, csv_path: Path, *, plot_format: str | None) -> Path | None:
-    """Write a successful result's CSV timeline and its plot (beside it: same stem,
-    ``plot_format`` extension); returns the plot's path. A failed write is a
-    MoodtrackError and leaves neither file."""
-    from realtime.sinks import CsvSink
-
-    plot_path = csv_path.with_name(f"{csv_path.stem}.{plot_format}") if plot_format else None
+def input_key(path: str | os.PathLike, *, model_sha256: str, model_version: str,
+              options: AnalyzeOptions) -> dict:
+    """What makes a file's timeline up to date: the input's absolute path, size and mtime,
+    the model (SHA-256 and version) and the analysis options (the config's ``[analysis]``
+    keys but the model's path, and ``seconds``)."""
     try:
-        sink = CsvSink(csv_path, flush=False)
+        st = os.stat(path)
+        size, mtime = st.st_size, st.st_mtime_ns
+    except OSError:
+        size = mtime = None
+    return {"input": os.path.abspath(path), "size": size, "mtime_ns": mtime,
+            "model": model_sha256, "model_version": model_version,
+            "options": {**{k: v for k, v in options.config.get("analysis", {}).items()
+                           if k != "model"}, "seconds": options.seconds}}
+
+
+KEY_FIELDS = ("input", "size", "mtime_ns", "model", "options")
+
+
+def up_to_date(entry: dict | None, key: dict, out_dir: Path, *, plot: str | None) -> bool:
+    """Whether a manifest ``entry`` is a complete result for ``key`` whose files are all
+    in ``out_dir`` as written (``plot``: the plot's name when one is wanted)."""
+    if not entry or entry.get("state") != "done" or key["size"] is None:
+        return False
+    if any(entry.get(k) != key[k] for k in KEY_FIELDS):
+        return False
+    try:
+        if (out_dir / entry["timeline"]).stat().st_size != entry.get("timeline_bytes"):
+            return False
+    except OSError:
+        return False
+    return plot is None or (entry.get("plot") == plot and (out_dir / plot).is_file())
+
+
+def write_outputs(result: FileResult, csv_path: Path, *, plot_path: Path | None,
+                  protected=None) -> None:
+    """Write a successful result's CSV timeline and its plot (when ``plot_path``), each to
+    a temporary name renamed into place when whole. ``protected``: a
+    :class:`realtime.outputs.Protected` no output may be. A failed write is a
+    MoodtrackError and leaves each file as it was."""
+    from realtime.outputs import atomic_write, display
+    from realtime.sinks import timeline_bytes
+
+    jobs = [(csv_path, timeline_bytes(result.updates), "timeline")]
+    if plot_path is not None and result.plot is not None:
+        jobs.insert(0, (plot_path, result.plot, "plot"))
+    for path, data, what in jobs:
+        if protected is not None:
+            protected.check(path, what=f"the {what}", hint="choose another -o DIR")
         try:
-            for u in result.updates:
-                sink.emit(u)
-        finally:
-            sink.close()
-        if plot_path is not None and result.plot is not None:
-            try:
-                plot_path.write_bytes(result.plot)
-            except OSError as exc:
-                raise MoodtrackError(f"cannot write the plot {plot_path}: "
-                                     f"{exc.strerror or exc}") from None
-    except BaseException:
-        for p in (csv_path, plot_path):
-            if p is not None:
-                with contextlib.suppress(OSError):
-                    os.remove(p)
-        raise
-    return plot_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+        except OSError as exc:
+            raise MoodtrackError(f"cannot write the {what} {display(path)}: "
+                                 f"{exc.strerror or exc}; free space or choose another -o DIR"
+                                 ) from None
 
 
 def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
-    """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything).
+    """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything),
+    each replaced only when whole.
 
-    ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``.
+    ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``; names that
+    are not UTF-8 are written with ``\\xNN`` escapes.
     """
+    import io
+
+    from realtime.outputs import SUMMARY_CSV, SUMMARY_JSON, atomic_write, display
     from realtime.summary import SUMMARY_COLUMNS, summary_row
 
-    csv_path, json_path = out_dir / "summary.csv", out_dir / "summary.json"
+    def shown(x):
+        return None if x is None else display(x)
+
+    csv_path, json_path = out_dir / SUMMARY_CSV, out_dir / SUMMARY_JSON
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for e in entries:
+        row = summary_row(e["summary"], file=shown(e["file"]), error=e["error"])
+        if e["summary"] is not None:
+            row["timeline"] = shown(e["timeline"])
+        w.writerow(row)
+    files = [{"file": shown(e["file"]), "timeline": shown(e["timeline"]), "plot": shown(e["plot"]),
+              "error": e["error"], **{k: v for k, v in (e["summary"] or {}).items()
+                                      if k != "timeline"}} for e in entries]
     try:
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-            w.writeheader()
-            for e in entries:
-                row = summary_row(e["summary"], file=e["file"], error=e["error"])
-                if e["summary"] is not None:
-                    row["timeline"] = e["timeline"]
-                w.writerow(row)
-        files = [{"file": e["file"], "timeline": e["timeline"], "plot": e["plot"],
-                  "error": e["error"], **{k: v for k, v in (e["summary"] or {}).items()
-                                          if k != "timeline"}} for e in entries]
-        json_path.write_text(json.dumps({"files": files}, indent=1, allow_nan=False) + "\n",
-                             encoding="utf-8")
+        atomic_write(csv_path, buf.getvalue().encode("utf-8"))
+        atomic_write(json_path, (json.dumps({"files": files}, indent=1, allow_nan=False)
+                                 + "\n").encode("utf-8"))
     except OSError as exc:
-        raise MoodtrackError(f"cannot write the run summary in {out_dir}: "
-                             f"{exc.strerror or exc}") from None
+        raise MoodtrackError(f"cannot write the run summary in {display(out_dir)}: "
+                             f"{exc.strerror or exc}; the previous summary is kept; free space "
+                             "and run the same command again (finished files are not redone)"
+                             ) from None
     return csv_path, json_path

@@ -23,8 +23,6 @@ DEMO_PATH = Path(__file__).resolve().parent / "data" / "demo.ogg"
 #: Extensions ``analyze`` picks up when it walks a directory.
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                     ".w64", ".caf"}
-#: Output stems 'analyze' keeps for itself.
-RESERVED_STEMS = {"summary"}
 #: Seconds a stopped live run waits for the analysis thread before closing anyway.
 STOP_GRACE_S = 0.8
 
@@ -59,6 +57,8 @@ def _output_options() -> argparse.ArgumentParser:
     g.add_argument("--zmq", metavar="ENDPOINT",
                    help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5556)")
     g.add_argument("--no-zmq", action="store_true", help="do not publish over ZeroMQ")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --csv file (never the input or the model)")
     g.add_argument("--on-csv-error", choices=("stop", "continue"),
                    help="when the CSV cannot be written (disk full...): stop the run (default), "
                         "or continue with the dashboard and ZeroMQ")
@@ -87,6 +87,34 @@ def _output_options() -> argparse.ArgumentParser:
     return p
 
 
+def version_text(model_path: str | os.PathLike | None = None) -> str:
+    """``moodtrack VERSION``, then the model's name and version and every other ``*_version``
+    its metadata carries (the feature version...), or why the model cannot be read."""
+    from realtime.model import MoodModel
+
+    lines = [f"moodtrack {__version__}"]
+    try:
+        model = MoodModel(model_path)
+    except MoodtrackError as exc:
+        return "\n".join([*lines, f"model: {exc}"])
+    lines.append(f"model: {model.info.name} version {model.info.version} ({model.path})")
+    lines += [f"{key}: {value}" for key, value in sorted(model.metadata.items())
+              if key.endswith("_version") and key != "model_version"]
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but the model is only read when it is asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     run, out = _run_options(), _output_options()
     parser = argparse.ArgumentParser(
@@ -94,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming, real-time music mood tracker: valence/arousal and mood from "
                     "live audio or files, to a terminal dashboard, ZeroMQ and CSV. With no "
                     "command: 'live' on the default input, or 'demo' where there is none.")
-    parser.add_argument("--version", action="version", version=f"moodtrack {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the package, model and feature versions and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("devices", help="list audio input devices (> marks the default)",
@@ -123,17 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     ana = sub.add_parser("analyze", parents=[run], help="write mood timelines of audio files",
                          description="Analyse files and directories (recursively) as fast as "
-                                     "possible; write DIR/<file stem>.csv per input, and "
-                                     "DIR/summary.csv and DIR/summary.json for the run.")
+                                     "possible; write DIR/<path>.csv per input (its path "
+                                     "relative to the PATHs given), DIR/summary.csv and "
+                                     "DIR/summary.json; a run into a DIR with earlier results "
+                                     "keeps those that are up to date.")
     ana.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
     ana.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    ana.add_argument("--overwrite", action="store_true",
+                     help="analyse every file again and replace what DIR holds for it "
+                          "(default: keep the up-to-date results of an earlier run)")
     ana.add_argument("--plot", action="store_true",
                      help="also draw each timeline (DIR/<file stem>.png, see 'moodtrack plot')")
     ana.add_argument("--plot-format", default="png", metavar="FORMAT",
                      help="image format of --plot: png (default), svg or pdf")
     where = ana.add_mutually_exclusive_group()
     where.add_argument("-j", "--jobs", type=int, metavar="N",
-                       help="analyse N files at a time in worker processes of this machine")
+                       help="analyse N files at a time in worker processes of this machine "
+                            "(default: one per core available to this process; 1 = in this "
+                            "process)")
     where.add_argument("--dask", metavar="ADDRESS",
                        help="run the files on a Dask distributed cluster (scheduler address, "
                             "e.g. tcp://scheduler:8786); workers must reach the audio files "
@@ -146,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     plo.add_argument("timeline", metavar="TIMELINE.csv", help="a timeline written by moodtrack")
     plo.add_argument("-o", "--out", metavar="IMAGE",
                      help="output .png, .svg or .pdf (default: the timeline's name, .png)")
+    plo.add_argument("--overwrite", action="store_true", help="replace an existing IMAGE")
     plo.add_argument("--title", help="title above the plot (default: name, length, main moods)")
 
     lis = sub.add_parser("listen", help="print the updates a running moodtrack publishes",
@@ -156,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     lis.add_argument("-n", "--count", type=int, metavar="N", help="stop after N messages")
     lis.add_argument("--timeout", type=float, metavar="S",
                      help="give up after S seconds without a message")
-    lis.add_argument("--topic", choices=("mood", "status"), default="mood",
-                     help="mood updates (default) or the once-a-second status")
+    lis.add_argument("--topic", choices=("mood", "status", "tags"), default="mood",
+                     help="mood updates (default), the once-a-second status, or the "
+                          "instrument and genre tags")
     lis.add_argument("--keys", metavar="DIR",
                      help="CURVE keys folder from 'moodtrack keys' (for a --zmq-keys publisher)")
     lis.add_argument("--client", default="client", metavar="NAME",
@@ -240,17 +278,6 @@ def _load_model(cfg: cfgmod.Config):
     return MoodModel(cfg["analysis"]["model"] or None)
 
 
-def _pipeline(model, cfg, *, sinks, stats):
-    from realtime.colour import MoodColour
-    from realtime.pipeline import Pipeline
-
-    a, lit = cfg["analysis"], cfg["lighting"]
-    colour = MoodColour(palette=lit["palette"], brightness=lit["brightness"],
-                        smoothing_s=lit["smoothing_s"])
-    return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
-                    silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour)
-
-
 def _check_seconds(seconds: float | None) -> None:
     if seconds is not None and not seconds > 0:
         raise MoodtrackError(f"--seconds {seconds:g} must be a positive number of seconds")
@@ -282,7 +309,8 @@ def cmd_live(args, cfg) -> int:
         source = MicSource(device, sample_rate=rate, channels=channels,
                            blocksize=inp["blocksize"], queue_blocks=inp["queue_blocks"],
                            stats=stats)
-    return _run_live(source, model, cfg, stats=stats, seconds=args.seconds)
+    return _run_live(source, model, cfg, stats=stats, seconds=args.seconds,
+                     overwrite=args.overwrite)
 
 
 def cmd_demo(args, cfg) -> int:
@@ -296,7 +324,8 @@ def cmd_demo(args, cfg) -> int:
     model = _load_model(cfg)
     stats = PipelineStats()
     source = _paced_file(DEMO_PATH, cfg, stats)
-    return _run_live(source, model, cfg, stats=stats, seconds=args.seconds)
+    return _run_live(source, model, cfg, stats=stats, seconds=args.seconds,
+                     overwrite=args.overwrite)
 
 
 def _paced_file(path, cfg, stats):
@@ -315,16 +344,23 @@ def _delayed(sink, delay_ms: float):
     return DelayedSink(sink, delay_ms) if delay_ms > 0 else sink
 
 
-def _live_sinks(cfg, stats, model=None) -> list:
-    """CSV, ZeroMQ, OSC and display sinks as configured (the display last)."""
+def _live_sinks(cfg, stats, model=None, *, source=None, overwrite: bool = False) -> list:
+    """CSV, ZeroMQ, OSC and display sinks as configured (the display last). The CSV is
+    never the ``source`` file or the model; an existing one needs ``overwrite``."""
     from realtime.osc import OscSink, parse_target
+    from realtime.outputs import Protected
     from realtime.sinks import CsvSink, LogSink, ZmqSink
 
     o, lit = cfg["output"], cfg["lighting"]
     sinks: list = []
     try:
         if o["csv"]:
-            sinks.append(CsvSink(o["csv"], on_error=o["on_csv_error"], stats=stats))
+            protected = Protected([(p, what) for p, what in (
+                (getattr(source, "path", None), "the input audio file"),
+                (getattr(model, "path", None), "the model")) if p is not None])
+            protected.check(o["csv"], what="--csv", hint="name a new CSV file")
+            sinks.append(CsvSink(o["csv"], on_error=o["on_csv_error"], stats=stats,
+                                 overwrite=overwrite))
         if o["zmq"]:
             info = (model.info.name, model.info.version) if model is not None else ("", "")
             sinks.append(_delayed(ZmqSink(o["zmq"], hwm=o["zmq_hwm"], frames=o["zmq_frames"],
@@ -337,7 +373,8 @@ def _live_sinks(cfg, stats, model=None) -> list:
         if o["dashboard"] and sys.stdout.isatty():
             from realtime.dashboard import Dashboard
 
-            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"]))
+            sinks.append(Dashboard(stats, refresh_hz=o["refresh_hz"], history_s=o["history_s"],
+                                   level=o["dashboard_level"]))
         else:
             sinks.append(LogSink(sys.stdout))
     except BaseException:
@@ -395,8 +432,9 @@ class _StateLog:
         self.csv_error = s.csv_error
 
 
-def _run_live(source, model, cfg, *, stats, seconds) -> int:
+def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) -> int:
     """Run the pipeline on an analysis thread until the source ends, ``seconds``, or a signal."""
+    from realtime.factory import build_pipeline
     from realtime.pipeline import AnalysisThread
 
     stop = threading.Event()
@@ -406,8 +444,8 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
     sys.setswitchinterval(0.001)
     with _stop_on_signals(stop):
         try:
-            sinks += _live_sinks(cfg, stats, model)
-            pipeline = _pipeline(model, cfg, sinks=sinks, stats=stats)
+            sinks += _live_sinks(cfg, stats, model, source=source, overwrite=overwrite)
+            pipeline = build_pipeline(cfg, model=model, sinks=sinks, stats=stats)
             thread = AnalysisThread(pipeline, source, seconds=seconds, stop=stop)
             print(f"moodtrack: {source.name} ({source.sample_rate} Hz, {source.channels} ch) -> "
                   f"model {stats.model}, {cfg['analysis']['update_hz']:g} updates/s"
@@ -441,7 +479,8 @@ def _run_live(source, model, cfg, *, stats, seconds) -> int:
 
 # ------------------------------------------------------------------------------ analyze
 def collect_inputs(paths: list[str]) -> list[Path]:
-    """Files as given, and the audio files under directories (recursively, sorted)."""
+    """Files as given, and the audio files under directories (recursively, sorted); each
+    file once."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -449,40 +488,27 @@ def collect_inputs(paths: list[str]) -> list[Path]:
                           if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
         else:
             out.append(p)  # a missing file is reported when it is opened
-    return out
-
-
-def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
-    """``out_dir/<stem>.csv`` per input; a stem already taken (or ``summary``) gets its
-    extension, then -N."""
-    taken: set[str] = set(RESERVED_STEMS)
-    names = []
-    for f in inputs:
-        for cand in (f.stem, f.name, *(f"{f.stem}-{k}" for k in range(2, 10_000))):
-            if cand.lower() not in taken:
-                break
-        taken.add(cand.lower())
-        names.append(out_dir / f"{cand}.csv")
-    return names
+    seen: set[str] = set()
+    return [f for f in out if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
 
 
 def _total_seconds(inputs: list[Path], seconds: float | None) -> float:
     """Seconds of audio to analyse (unreadable files count 0), for the progress bar."""
+    import stat
+
     import soundfile as sf
 
     total = 0.0
     for f in inputs:
         with contextlib.suppress(Exception):
-            total += min(sf.info(str(f)).duration, seconds or float("inf"))
+            if stat.S_ISREG(os.stat(f).st_mode):  # a FIFO would block here
+                total += min(sf.info(os.fsencode(f)).duration, seconds or float("inf"))
     return total
 
 
 def cmd_analyze(args, cfg) -> int:
-    from rich.console import Console
-    from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
     from realtime import batch
+    from realtime import outputs as outmod
 
     _check_seconds(args.seconds)
     if args.jobs is not None and args.jobs < 1:
@@ -504,52 +530,159 @@ def cmd_analyze(args, cfg) -> int:
             raise MoodtrackError(f"--plot-format {args.plot_format} is not one of "
                                  f"{', '.join(PLOT_FORMATS)}")
     options = batch.AnalyzeOptions.from_config(cfg, seconds=args.seconds, plot_format=plot_format)
-    batch.load_model(options.model)  # a bad model stops the run here, with status 2
-    csv_paths = output_names(inputs, out_dir)
+    model = batch.load_model(options.model)  # a bad model stops the run here, with status 2
+    protected = outmod.Protected([(f, "the input audio file") for f in inputs])
+    protected.add(options.model, "the model")
+    for name in sorted(outmod.RESERVED_NAMES):
+        protected.check(out_dir / name, what=f"-o {out_dir}: its {name}",
+                        hint="choose another -o DIR")
+    root = outmod.run_root(args.paths)
+    names = [outmod.output_name(f, root) for f in inputs]
+    for f, n in zip(inputs, names):
+        if str(n) in outmod.RESERVED_NAMES:
+            raise MoodtrackError(f"{f}: its timeline would be {out_dir / n}, the run's own "
+                                 "file: rename it (or give the folder holding it)")
+    plots = [outmod.output_name(f, root, suffix=f".{plot_format}") if plot_format else None
+             for f in inputs]
+    manifest = outmod.Manifest(out_dir)  # locks out_dir for this run
+    try:
+        outmod.remove_leftovers({out_dir / n.parent for n in names})
+        sha, version = outmod.sha256_of(options.model), f"{model.info.name} {model.info.version}"
+        keys = [batch.input_key(f, model_sha256=sha, model_version=version, options=options)
+                for f in inputs]
+        todo = _plan_resume(inputs, names, plots, keys, manifest, out_dir,
+                            overwrite=args.overwrite)
+        failed = _analyze_files(args, options, inputs, todo, names, plots, keys, manifest,
+                                out_dir, protected)
+        entries = []
+        for e in sorted(manifest.entries.values(), key=lambda e: e["timeline"]):
+            if e.get("state") == "done" and (out_dir / e["timeline"]).is_file():
+                entries.append({"file": e["input"], "timeline": e["timeline"],
+                                "plot": e.get("plot"), "error": None, "summary": e["summary"]})
+            elif e.get("state") == "failed":
+                entries.append({"file": e["input"], "timeline": None, "plot": None,
+                                "error": e["error"], "summary": None})
+        summary_csv, _ = batch.write_run_summary(out_dir, entries)
+    finally:
+        manifest.close()
+    print(f"moodtrack analyze: summary of {len(entries)} file(s) in {summary_csv} and "
+          f"{summary_csv.with_suffix('.json')}", file=sys.stderr)
+    if failed:
+        print(f"moodtrack analyze: {len(failed)} of {len(todo)} file(s) failed:", file=sys.stderr)
+        for f, why in failed:
+            print(f"  {outmod.display(f)}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plan_resume(inputs, names, plots, keys, manifest, out_dir, *, overwrite) -> list[int]:
+    """The inputs to analyse: all with ``overwrite``; otherwise those without an up-to-date
+    result in ``out_dir``'s manifest. Files this run would replace that the manifest does
+    not record as this input's are refused (MoodtrackError) unless ``overwrite``."""
+    from realtime import batch
+    from realtime import outputs as outmod
+
+    todo, fresh, stale, foreign = [], 0, 0, []
+    for i, (name, plot, key) in enumerate(zip(names, plots, keys)):
+        entry = manifest.entries.get(str(name))
+        ours = entry is not None and entry.get("input") == key["input"]
+        if ours and not overwrite and batch.up_to_date(entry, key, out_dir,
+                                                       plot=None if plot is None else str(plot)):
+            fresh += 1
+            continue
+        todo.append(i)
+        if ours:
+            stale += entry.get("state") == "done"
+        elif any(os.path.lexists(out_dir / p) for p in (name, plot) if p is not None):
+            foreign.append(out_dir / name)
+    if not manifest.existed:
+        foreign += [out_dir / n for n in (outmod.SUMMARY_CSV, outmod.SUMMARY_JSON)
+                    if os.path.lexists(out_dir / n)]
+    if foreign and not overwrite:
+        shown = ", ".join(outmod.display(p) for p in foreign[:3])
+        raise MoodtrackError(
+            f"-o {out_dir} holds {len(foreign)} file(s) this run would replace that no earlier "
+            f"run recorded for these inputs ({shown}{', ...' if len(foreign) > 3 else ''}): "
+            "move them, choose another -o DIR, or pass --overwrite to replace them")
+    if fresh or stale:
+        print(f"moodtrack analyze: {out_dir} holds earlier results: {fresh} up to date, kept "
+              f"(--overwrite analyses them again); {stale} out of date (input, model or "
+              "options changed), analysed again", file=sys.stderr)
+    return todo
+
+
+def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, out_dir,
+                   protected) -> list[tuple[Path, str]]:
+    """Analyse ``inputs[todo]``, writing and recording each result as it comes; returns
+    the failed files with why."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from realtime import batch
+    from realtime.outputs import display
+
+    work = [inputs[i] for i in todo]
     console = Console(stderr=True)
-    entries: list[dict | None] = [None] * len(inputs)
     failed: list[tuple[Path, str]] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                         TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, transient=False)
-    task = progress.add_task("analyze", total=_total_seconds(inputs, args.seconds),
-                             files=f"0/{len(inputs)} files")
+                        TimeRemainingColumn(), console=console, transient=False,
+                        refresh_per_second=2)  # rich's 10 redraws/s cost ~10 % of the run
+    task = progress.add_task("analyze", total=_total_seconds(work, args.seconds),
+                             files=f"0/{len(work)} files")
     advance = lambda s: progress.advance(task, s)  # noqa: E731
-    if args.dask:  # connects now: an unreachable scheduler stops the run before the bar
-        runner = batch.run_dask(inputs, options=options, address=args.dask, advance=advance)
-    elif args.jobs and args.jobs > 1:
-        runner = batch.run_processes(inputs, options=options, jobs=args.jobs, advance=advance)
+    if not work:
+        runner = iter(())
+    elif args.dask:  # connects now: an unreachable scheduler stops the run before the bar
+        runner = batch.run_dask(work, options=options, address=args.dask, advance=advance)
+    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(work) > 1:
+        runner = batch.run_processes(work, options=options, jobs=jobs, advance=advance)
     else:
-        runner = batch.run_serial(inputs, options=options, advance=advance)
+        runner = batch.run_serial(work, options=options, advance=advance)
     with progress:
-        for done, (i, res) in enumerate(runner, start=1):
-            f, csv_path = inputs[i], csv_paths[i]
-            plot_path, error = None, res.error
+        for done, (j, res) in enumerate(runner, start=1):
+            i = todo[j]
+            f, name, plot = inputs[i], names[i], plots[i]
+            csv_path = out_dir / name
+            base = {**keys[i], "timeline": str(name)}
+            error = res.error
             if error is None:
+                _record(manifest, {**base, "state": "writing"})
                 try:
-                    plot_path = batch.write_outputs(res, csv_path, plot_format=plot_format)
+                    batch.write_outputs(res, csv_path, protected=protected,
+                                        plot_path=None if plot is None else out_dir / plot)
                 except MoodtrackError as exc:
                     error = str(exc)
-            entries[i] = {"file": str(f), "timeline": None if error else csv_path.name,
-                          "plot": plot_path.name if plot_path else None, "error": error,
-                          "summary": None if error else res.summary}
-            progress.update(task, description=f.name[-40:], files=f"{done}/{len(inputs)} files")
-            if error:
-                failed.append((f, error))
-                progress.console.print(f"[red]failed[/] {f}: {error}", highlight=False)
-            else:
-                progress.console.print(f"[green]ok[/] {f} -> {csv_path} ({len(res.updates)} "
+            if error is None:
+                _record(manifest, {**base, "state": "done", "error": None,
+                                   "plot": None if plot is None else str(plot),
+                                   "timeline_bytes": csv_path.stat().st_size,
+                                   "summary": res.summary})
+                progress.console.print(f"[green]ok[/] {escape(display(f))} -> "
+                                       f"{escape(display(csv_path))} ({len(res.updates)} "
                                        "updates)", highlight=False)
-    summary_csv, _ = batch.write_run_summary(out_dir, entries)
-    print(f"moodtrack analyze: summary of {len(inputs)} file(s) in {summary_csv} and "
-          f"{summary_csv.with_suffix('.json')}", file=sys.stderr)
-    if failed:
-        print(f"moodtrack analyze: {len(failed)} of {len(inputs)} file(s) failed:", file=sys.stderr)
-        for f, why in failed:
-            print(f"  {f}: {why}", file=sys.stderr)
-        return 1
-    return 0
+            else:
+                _record(manifest, {**base, "state": "failed", "error": error})
+                failed.append((f, error))
+                progress.console.print(f"[red]failed[/] {escape(display(f))}: {escape(error)}",
+                                       highlight=False)
+            progress.update(task, description=escape(display(f.name)[-40:]),
+                            files=f"{done}/{len(work)} files")
+    return failed
+
+
+def _record(manifest, entry: dict) -> None:
+    from realtime.outputs import display
+
+    try:
+        manifest.record(entry)
+    except OSError as exc:
+        raise MoodtrackError(f"cannot record results in {display(manifest.path)}: "
+                             f"{exc.strerror or exc}; free space and run the same command "
+                             "again (finished files are not redone)") from None
 
 
 def cmd_plot(args) -> int:
@@ -559,7 +692,13 @@ def cmd_plot(args) -> int:
     src = Path(args.timeline)
     out = Path(args.out) if args.out else src.with_suffix(".png")
     plot_format(out)  # a bad extension is refused before any work
-    path = save_plot(read_timeline(src), out, title=args.title)
+    from realtime.outputs import Protected
+
+    Protected([(src, "the timeline")]).check(out, what="-o", hint="choose another -o IMAGE")
+    if not args.overwrite and os.path.lexists(out):
+        raise MoodtrackError(f"the plot {out} exists already: choose another -o IMAGE, or pass "
+                             "--overwrite to replace it")
+    path = save_plot(read_timeline(src), out, title=args.title, overwrite=args.overwrite)
     print(f"moodtrack plot: {src} -> {path}", file=sys.stderr)
     return 0
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from realtime.errors import MoodtrackError
+from realtime.resources import shipped_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: The shipped presets (``configs/`` of the source tree, ``realtime.configs`` installed).
+CONFIG_DIR = shipped_dir("configs")
 MAX_UPDATE_HZ = 20.0
 
 
@@ -98,6 +100,12 @@ def _osc_targets(values: list[str]) -> list[str]:
     return list(values)
 
 
+def _channel_weights(table: dict) -> dict:
+    from realtime.channels import check_weights
+
+    return check_weights(table)
+
+
 def _osc_map(table: dict) -> dict:
     from realtime.osc import check_address_map
 
@@ -114,6 +122,10 @@ OPTIONS: dict[str, dict[str, Option]] = {
                            lo=1, hi=64, zero_ok=True),
         "blocksize": Option("int", 1024, "frames per captured block", lo=64, hi=65536),
         "queue_blocks": Option("int", 64, "capture queue length in blocks", lo=2, hi=4096),
+        "channel_weights": Option("table", {}, "weights of the analysis mix by channel, "
+                                  "role = weight (roles L R C LFE Ls Rs Lrs Rrs, or ch1, ch2 "
+                                  "...; others weigh 1); {} = all channels alike",
+                                  checker=_channel_weights),
     },
     "analysis": {
         "model": Option("str", "", "ONNX model path; \"\" = $MOODTRACK_MODEL or models/mood.onnx"),
@@ -123,6 +135,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
                               lo=0.0, hi=600.0),
         "silence_db": Option("float", -60.0, "level (dBFS) below which the input is silence",
                              lo=-150.0, hi=0.0),
+        "loudness": Option("bool", True, "measure momentary and short-term loudness (LUFS, "
+                           "BS.1770) of the input as captured"),
     },
     "output": {
         "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),
@@ -145,6 +159,9 @@ OPTIONS: dict[str, dict[str, Option]] = {
                              lo=0.5, hi=60.0),
         "history_s": Option("float", 180.0, "seconds of history the dashboard shows",
                             lo=10.0, hi=3600.0),
+        "dashboard_level": Option("str", "dbfs", "dashboard input meter: dbfs (level), or lufs "
+                                  "(momentary/short-term loudness, where the pipeline measures "
+                                  "it; dBFS otherwise)", choices=("dbfs", "lufs")),
     },
     "lighting": {
         "palette": Option("str", "default", "mood colour palette: default, colorblind "
@@ -160,8 +177,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "osc_delay_ms": Option("float", 0.0, "delay of OSC bundles in milliseconds (to line up "
                                "with late audio)", lo=0.0, hi=10000.0),
         "osc_map": Option("table", {}, "OSC address map, field = \"/address\" (or a list, or "
-                          "\"\" = off); fields: valence arousal quadrant confidence color red "
-                          "green blue silence", checker=_osc_map),
+                          "\"\" = off); fields: valence arousal quadrant confidence color speech "
+                          "red green blue silence", checker=_osc_map),
     },
 }
 
@@ -207,6 +224,12 @@ def validate(data: dict, *, where: str = "config", labels: dict[str, str] | None
     """
     out: Config = {}
     for sec, table in data.items():
+        if sec not in OPTIONS and not isinstance(table, dict):
+            home = [s for s, opts in OPTIONS.items() if sec in opts]
+            raise MoodtrackError(
+                f"{where}: key {sec} is outside any section; "
+                + ("put it under " + " or ".join(f"[{h}]" for h in home) if home else "keys go under "
+                   + ", ".join(f"[{s}]" for s in OPTIONS)))
         if sec not in OPTIONS:
             raise MoodtrackError(f"{where}: unknown section [{sec}]; sections are "
                                  + ", ".join(f"[{s}]" for s in OPTIONS))

@@ -40,7 +40,7 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
 
     ``out`` defaults to the current ``sys.stdout``. Stops after ``count`` messages (None: until Ctrl-C). ``timeout_s``: give up when no
     message arrives for that many seconds. Gaps in ``seq`` are reported on stderr.
-    ``topic``: ``"mood"`` or ``"status"``; ``keys``/``client``: see :func:`secure_client`.
+    ``topic``: ``"mood"``, ``"status"`` or ``"tags"``; ``keys``/``client``: see :func:`secure_client`.
     Returns the exit status: 0 after ``count`` messages or Ctrl-C, 1 on a timeout.
     """
     import zmq
@@ -67,8 +67,10 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
         while count is None or received < count:
             wait_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
             if not sock.poll(wait_ms):
+                hint = ("" if keys else "; a publisher started with --zmq-keys is encrypted "
+                        "and sends nothing without keys: pass --keys DIR (from 'moodtrack keys')")
                 print(f"moodtrack listen: no message from {endpoint} in {timeout_s:g} s "
-                      "(is moodtrack running, publishing there?)", file=sys.stderr)
+                      f"(is moodtrack running, publishing there?{hint})", file=sys.stderr)
                 return 1
             payload = _payload(sock.recv_multipart())
             text = payload.decode("utf-8", errors="replace")

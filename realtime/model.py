@@ -35,11 +35,13 @@ _EXTRACTOR_KEYS = {
 
 
 def default_model_path() -> Path:
-    """``$MOODTRACK_MODEL``, else ``models/mood.onnx`` beside the package."""
+    """``$MOODTRACK_MODEL``, else the shipped ``models/mood.onnx`` (see :mod:`realtime.resources`)."""
     env = os.environ.get("MOODTRACK_MODEL")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "models" / "mood.onnx"
+    from realtime.resources import shipped_dir
+
+    return shipped_dir("models") / "mood.onnx"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 MOODS = {1: "uplifting", 2: "tense", 3: "melancholic", 4: "calm"}
 SILENCE = "silence"
@@ -34,6 +37,12 @@ class MoodUpdate:
     ``latency_ms``: from the arrival of the block that completed the update to now.
     ``quadrant`` is ``"Q1"``..``"Q4"``, or ``None`` while silent. ``color``: the
     mood colour (r, g, b in [0, 1], see :mod:`realtime.colour`), or None when not coloured.
+    ``loudness_m``, ``loudness_s``: momentary (0.4 s) and short-term (3 s) loudness of the
+    input as captured, LUFS, floored at -70 (see :mod:`realtime.loudness`); None when not
+    measured. ``speech``: 0..1, how much of the update interval is dominated by speech
+    (dialogue, narration); None when the model gives none. ``tags``: about once a second,
+    ``{"instruments": [[name, score], ...], "genres": [...]}`` sorted by score (see
+    :mod:`realtime.tags`); None on the other updates and when the model gives no tags.
     """
 
     seq: int
@@ -48,9 +57,32 @@ class MoodUpdate:
     silence: bool
     latency_ms: float = 0.0
     color: tuple[float, float, float] | None = None
+    loudness_m: float | None = None
+    loudness_s: float | None = None
+    speech: float | None = None
+    tags: dict[str, list] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ModelOutput:
+    """What a model stage gives for ``n`` feature rows: ``va`` raw (valence, arousal),
+    float (n, 2); optionally ``speech`` (n,) in [0, 1] (NaN where unknown) and ``tags``,
+    ``{group: (names, scores (n, n_tags))}`` with groups ``"instruments"`` and
+    ``"genres"`` (rows of NaN where the tagger did not run)."""
+
+    va: np.ndarray
+    speech: np.ndarray | None = None
+    tags: Mapping[str, tuple[Sequence[str], np.ndarray]] | None = None
+
+    @classmethod
+    def of(cls, result) -> ModelOutput:
+        """A model's ``predict`` result as a ModelOutput (a bare (n, 2) array: ``va`` only)."""
+        if isinstance(result, cls):
+            return result
+        return cls(np.asarray(result).reshape(-1, 2))
 
 
 def _normal_cdf(x: float) -> float:

@@ -14,6 +14,8 @@ address             args      value
                               quadrant of the held valence/arousal point
 /mood/confidence    f         0..1
 /mood/color         f f f     mood colour r, g, b in [0, 1] (sent when the update has one)
+/mood/speech        f         0..1, how much of the update interval is speech (sent when
+                              the model gives it)
 ==================  ========  ===========================================================
 
 Further fields go out only when mapped: ``red``, ``green``, ``blue`` (one colour channel
@@ -34,7 +36,7 @@ from realtime.mood import MoodUpdate, quadrant_of
 
 DEFAULT_ADDRESSES = {"valence": "/mood/valence", "arousal": "/mood/arousal",
                      "quadrant": "/mood/quadrant", "confidence": "/mood/confidence",
-                     "color": "/mood/color"}
+                     "color": "/mood/color", "speech": "/mood/speech"}
 #: Every field an address map may name.
 FIELDS = (*DEFAULT_ADDRESSES, "red", "green", "blue", "silence")
 RANGES = ("unit", "bipolar")
@@ -94,6 +96,8 @@ def osc_values(update: MoodUpdate, *, range: str = "unit") -> dict[str, list]:
         "confidence": [max(0.0, min(1.0, float(update.confidence)))],
         "silence": [int(bool(update.silence))],
     }
+    if update.speech is not None:
+        out["speech"] = [max(0.0, min(1.0, float(update.speech)))]
     if update.color is not None:
         rgb = [max(0.0, min(1.0, float(c))) for c in update.color]
         out.update(color=rgb, red=rgb[:1], green=rgb[1:2], blue=rgb[2:])

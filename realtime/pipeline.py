@@ -1,4 +1,5 @@
-"""The analysis pipeline: blocks -> mono -> resample -> features -> model -> mood -> sinks.
+"""The analysis pipeline: blocks -> loudness, weighted mono mix -> resample -> features ->
+model -> mood -> sinks.
 
 One :class:`Pipeline` object serves every mode: ``analyze`` feeds it file blocks as fast
 as they are read, the live modes feed it from a capture queue on an analysis thread
@@ -7,18 +8,22 @@ as they are read, the live modes feed it from a capture queue on an analysis thr
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from realtime.channels import loudness_gains, mix, mix_weights
 from realtime.colour import MoodColour
 from realtime.errors import MoodtrackError
+from realtime.loudness import LoudnessMeter
 from realtime.model import MoodModel
-from realtime.mood import MoodEstimator, MoodUpdate
+from realtime.mood import ModelOutput, MoodEstimator, MoodUpdate
 from realtime.sources import Source
 from realtime.stats import PipelineStats
+from realtime.tags import TAGS_INTERVAL_S, TagWindow
 
 
 #: Largest sample magnitude analysed (+80 dBFS): beyond it, float input is garbage and
@@ -32,7 +37,7 @@ def sanitize(data: np.ndarray) -> tuple[np.ndarray, int]:
     data = np.asarray(data, dtype=np.float32)
     if data.size == 0:
         return data, 0
-    peak = float(np.max(np.abs(data)))
+    peak = max(float(data.max()), -float(data.min()))  # no |data| temporary
     if peak <= MAX_ABS_SAMPLE:  # False for NaN
         return data, 0
     finite = np.isfinite(data)
@@ -43,12 +48,7 @@ def sanitize(data: np.ndarray) -> tuple[np.ndarray, int]:
 
 def to_mono(data: np.ndarray) -> np.ndarray:
     """float32 (n,) mean of the channels of a (n,) or (n, channels) block."""
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim == 1:
-        return data
-    if data.shape[1] == 1:
-        return data[:, 0]
-    return data.mean(axis=1, dtype=np.float32)
+    return mix(data)
 
 
 class Pipeline:
@@ -60,14 +60,31 @@ class Pipeline:
     - ``sinks``: objects with ``emit(update)``, called on this (the analysis) thread;
     - ``stats``: counters kept up to date (blocks, updates, latency, level);
     - ``colour``: a :class:`realtime.colour.MoodColour` that sets each update's ``color``
-      (None: no colour).
+      (None: no colour);
+    - ``channel_weights``: ``{channel: weight}`` of the mono mix the mood is analysed on,
+      channels named by role or ``chN`` (see :mod:`realtime.channels`); None or empty:
+      the plain mean of the channels;
+    - ``loudness``: measure each update's momentary and short-term loudness (LUFS) of the
+      input as captured (see :mod:`realtime.loudness`);
+    - ``tags_interval_s``: seconds of audio between updates that carry the model's tags.
+
+    The model's ``predict`` returns raw (valence, arousal) as an (n, 2) array, or a
+    :class:`realtime.mood.ModelOutput` that adds per-update ``speech`` and tag scores.
     """
 
     def __init__(self, model: MoodModel, *, update_hz: float = 2.0, smoothing_s: float = 0.0,
                  silence_db: float = -60.0, sinks: Iterable = (),
-                 stats: PipelineStats | None = None, colour: MoodColour | None = None):
+                 stats: PipelineStats | None = None, colour: MoodColour | None = None,
+                 channel_weights: Mapping[str, float] | None = None, loudness: bool = True,
+                 tags_interval_s: float = TAGS_INTERVAL_S):
         self.model = model
         self.colour = colour
+        self.channel_weights = dict(channel_weights or {})
+        self.loudness = bool(loudness)
+        self.channels: int | None = None
+        self._weights: np.ndarray | None = None  # None: the plain mean
+        self._meter: LoudnessMeter | None = None
+        self._tags = TagWindow(interval_s=tags_interval_s)
         self.sample_rate = model.sample_rate
         self.extractor = model.make_extractor(update_hz=update_hz)
         self.estimator = MoodEstimator(output_scale=model.info.output_scale,
@@ -96,7 +113,10 @@ class Pipeline:
         data, bad = sanitize(data)
         if bad:
             self.stats.nonfinite_samples += bad
-        mono = to_mono(data)
+        self._set_channels(1 if data.ndim == 1 else data.shape[1])
+        if self._meter is not None:
+            self._meter.process(data)
+        mono = mix(data, self._weights)
         self.frames_in += mono.shape[0]
         self.stats.blocks += 1
         if self._resampler is not None:
@@ -113,12 +133,19 @@ class Pipeline:
         tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
         return self._analyse(tail, time.monotonic() if arrival is None else arrival)
 
+    @staticmethod
+    def _first(what: str, old, new) -> bool:
+        """Whether ``new`` sets a stream property for the first time (False: unchanged); a
+        change within the stream is a MoodtrackError."""
+        if old == new:
+            return False
+        if old is not None:
+            raise MoodtrackError(f"input {what} changed from {old} to {new} within one stream")
+        return True
+
     def _set_rate(self, rate: int) -> None:
-        if self.input_rate == rate:
+        if not self._first("sample rate (Hz)", self.input_rate, rate):
             return
-        if self.input_rate is not None:
-            raise MoodtrackError(f"input sample rate changed from {self.input_rate} to {rate} Hz "
-                                 "within one stream")
         if rate <= 0:
             raise MoodtrackError(f"unsupported input sample rate {rate} Hz")
         self.input_rate = rate
@@ -129,16 +156,36 @@ class Pipeline:
             self._resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32",
                                                   quality="HQ")
 
+    def _set_channels(self, channels: int) -> None:
+        """The mix weights and the loudness meter, for the stream's channel count."""
+        if not self._first("channels", self.channels, channels):
+            return
+        self.channels = channels
+        w = mix_weights(channels, self.channel_weights)
+        self._weights = None if np.all(w == w[0]) else w
+        if self.loudness:
+            self._meter = LoudnessMeter(sample_rate=self.input_rate,
+                                        gains=loudness_gains(channels))
+
     def _analyse(self, mono: np.ndarray, arrival: float) -> list[MoodUpdate]:
         feats = self.extractor.process(mono)
         if not feats:
             return []
-        raw = self.model.predict(np.stack([f.features for f in feats]))
+        res = ModelOutput.of(self.model.predict(np.stack([f.features for f in feats])))
         latency_ms = (time.monotonic() - arrival) * 1000.0
         out = []
-        for f, (v, a) in zip(feats, raw):
+        for i, f in enumerate(feats):
+            v, a = res.va[i]
             u = self.estimator.update(f.t, float(v), float(a), f.level_db)
             u.latency_ms = latency_ms
+            if self._meter is not None:
+                u.loudness_m, u.loudness_s = self._meter.loudness(
+                    end=int(round(f.t * self.input_rate)))
+            if res.speech is not None and math.isfinite(float(res.speech[i])):
+                u.speech = min(1.0, max(0.0, float(res.speech[i])))
+            u.tags = self._tags.add(f.t, None if res.tags is None else
+                                    {g: (names, scores[i]) for g, (names, scores) in
+                                     res.tags.items()})
             if self.colour is not None:
                 u.color = self.colour.update(u.t, u.valence, u.arousal)
             for sink in self.sinks:

@@ -10,6 +10,7 @@ pay for it.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -186,12 +187,20 @@ def _metadata(fmt: str) -> dict:
     return {"png": {}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
 
 
-def save_plot(tl: Timeline, path: str | Path, *, title: str | None = None) -> Path:
-    """Write the picture of a timeline to ``path`` (format from its extension)."""
+def save_plot(tl: Timeline, path: str | Path, *, title: str | None = None,
+              overwrite: bool = True) -> Path:
+    """Write the picture of a timeline to ``path`` (format from its extension), whole or
+    not at all; an existing file is replaced only with ``overwrite``."""
+    from realtime.outputs import atomic_write
+
     path = Path(path)
-    data = plot_bytes(tl, plot_format(path), title=title)
+    fmt = plot_format(path)
+    if not overwrite and os.path.lexists(path):
+        raise MoodtrackError(f"the plot {path} exists already: choose another -o IMAGE, or pass "
+                             "--overwrite to replace it")
+    data = plot_bytes(tl, fmt, title=title)
     try:
-        path.write_bytes(data)
+        atomic_write(path, data)
     except OSError as exc:
         raise MoodtrackError(f"cannot write the plot {path}: {exc.strerror or exc}") from None
     return path

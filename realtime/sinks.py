@@ -33,17 +33,38 @@ subscribe to the topic ``mood``. Each update is one two-frame message:
   ``color``       [r, g, b] / null mood colour for lights, floats 0..1, 4 decimals (see
                                    :mod:`realtime.colour`); null when not coloured
   ``color_hex``   str or null      the same colour as ``"#rrggbb"``
+  ``loudness_m``  float or null    momentary loudness (0.4 s) of the input as
+                                   captured, LUFS (BS.1770-4, floored at -70), 2
+                                   decimals; null when not measured
+  ``loudness_s``  float or null    short-term loudness (3 s), the same way
+  ``speech``      float or null    0..1, how much of the update interval is dominated
+                                   by speech (dialogue, narration); null when the
+                                   model gives none
   ==============  ===============  =================================================
 
-``color`` and ``color_hex`` were added within schema 1 (new keys only; clients ignore
-keys they do not know).
+``color``, ``color_hex``, ``loudness_m``, ``loudness_s`` and ``speech`` were added within
+schema 1 (new keys only; clients ignore keys they do not know).
 
 Example frame 1::
 
   {"schema": 1, "seq": 250, "t": 12.5, "wall": 1767225600.123, "valence": -0.4213,
    "arousal": 0.6071, "quadrant": "Q2", "mood": "tense", "confidence": 0.7312,
    "level_db": -23.1, "silence": false, "latency_ms": 4.2,
-   "color": [0.7643, 0.1049, 0.0911], "color_hex": "#c31b17"}
+   "color": [0.7643, 0.1049, 0.0911], "color_hex": "#c31b17",
+   "loudness_m": -24.31, "loudness_s": -25.02, "speech": 0.08}
+
+Tags topic
+----------
+About once a second (with the mood update that brings them, when the model gives tags)
+the topic ``tags`` carries the top :data:`realtime.tags.TOP_K` instrument and genre tags
+in the same framing: ``schema`` (1), ``seq`` (tags messages, from 0), ``t`` and ``wall``
+(those of the mood update), ``instruments`` and ``genres``: lists of ``[name, score]``
+pairs, score 0..1 (the mean over the last second), highest first::
+
+  {"schema": 1, "seq": 12, "t": 13.0, "wall": 1767225600.623,
+   "instruments": [["piano", 0.91], ["strings", 0.55]], "genres": [["classical", 0.8]]}
+
+Subscribe to ``b"tags"``; ``b"mood"`` subscribers never see it.
 
 With ``frames="single"`` each message is instead one frame, ``b"mood "`` followed by
 the JSON (for clients without multipart support, or ``ZMQ_CONFLATE`` subscribers that
@@ -102,15 +123,18 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 TOPIC = b"mood"
 STATUS_TOPIC = b"status"
+TAGS_TOPIC = b"tags"
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 #: CSV timeline columns, in file order.
 CSV_COLUMNS = ("t", "valence", "arousal", "quadrant", "mood", "confidence", "level_db",
-               "silence", "wall", "seq", "latency_ms")
+               "silence", "wall", "seq", "latency_ms", "loudness_m", "loudness_s", "speech")
 LEVEL_FLOOR_DB = -120.0
 
 
-def _num(x: float, ndigits: int) -> float | None:
-    """``x`` rounded, or None when not finite (JSON has no NaN/inf)."""
+def _num(x: float | None, ndigits: int) -> float | None:
+    """``x`` rounded, or None when None or not finite (JSON has no NaN/inf)."""
+    if x is None:
+        return None
     x = float(x)
     return round(x, ndigits) if math.isfinite(x) else None
 
@@ -132,7 +156,18 @@ def update_record(update: MoodUpdate) -> dict:
         "latency_ms": _num(update.latency_ms, 2),
         "color": None if update.color is None else [_num(c, 4) for c in update.color],
         "color_hex": None if update.color is None else to_hex(update.color),
+        "loudness_m": _num(update.loudness_m, 2),
+        "loudness_s": _num(update.loudness_s, 2),
+        "speech": _num(update.speech, 4),
     }
+
+
+def tags_record(update: MoodUpdate, *, seq: int) -> dict:
+    """The ``tags`` message for an update that carries tags (see the module docstring)."""
+    from realtime.tags import top_k
+
+    return {"schema": SCHEMA_VERSION, "seq": int(seq), "t": _num(update.t, 3),
+            "wall": _num(update.wall, 3), **top_k(update.tags)}
 
 
 def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
@@ -175,11 +210,12 @@ class CsvSink:
     ``on_error="stop"`` :meth:`emit` raises a :class:`MoodtrackError` saying why (the
     run stops), with ``"continue"`` it only records the reason in ``stats.csv_error``
     and the other sinks go on. Booleans are written 1/0, a null quadrant as an empty
-    field.
+    field. An existing regular file is refused unless ``overwrite`` (a device or a pipe,
+    such as ``/dev/stdout``, is written to as it is).
     """
 
     def __init__(self, path, *, flush: bool = True, on_error: str = "stop",
-                 stats: PipelineStats | None = None):
+                 stats: PipelineStats | None = None, overwrite: bool = False):
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         self.path = path
@@ -191,7 +227,14 @@ class CsvSink:
         self._lock = threading.Lock()
         try:
             # Unbuffered binary: one os.write per row; buffered when not flushing.
-            self._file = open(path, "wb", buffering=0 if flush else -1)
+            try:
+                self._file = open(path, "xb", buffering=0 if flush else -1)
+            except FileExistsError:
+                if os.path.isfile(path) and not overwrite:
+                    raise MoodtrackError(
+                        f"the CSV timeline {path} exists already: choose a new name, or pass "
+                        "--overwrite to replace it") from None
+                self._file = open(path, "wb", buffering=0 if flush else -1)
             self._write(self._line(CSV_COLUMNS))
         except OSError as e:
             raise MoodtrackError(f"cannot write the CSV timeline to {path}: {e.strerror or e}; "
@@ -216,11 +259,14 @@ class CsvSink:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 view = view[n:]
 
-    def emit(self, update: MoodUpdate) -> None:
+    @staticmethod
+    def _fields(update: MoodUpdate) -> list:
         rec = update_record(update)
-        row = ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
-               for c in CSV_COLUMNS]
-        line = self._line(row)
+        return ["" if rec[c] is None else int(rec[c]) if isinstance(rec[c], bool) else rec[c]
+                for c in CSV_COLUMNS]
+
+    def emit(self, update: MoodUpdate) -> None:
+        line = self._line(self._fields(update))
         with self._lock:
             if self._file is None or self._failed:
                 return
@@ -257,6 +303,13 @@ class CsvSink:
                 self.error = f"CSV timeline {self.path} is incomplete: {e.strerror or e}"
                 raise MoodtrackError(self.error + "; free space or choose another output "
                                      "directory") from None
+
+
+def timeline_bytes(updates) -> bytes:
+    """A whole CSV timeline (the header and a row per update), byte for byte as
+    :class:`CsvSink` writes it."""
+    return b"".join([CsvSink._line(CSV_COLUMNS),
+                     *(CsvSink._line(CsvSink._fields(u)) for u in updates)])
 
 
 def _is_loopback(endpoint: str) -> bool:
@@ -332,6 +385,7 @@ class ZmqSink:
         self._lock = threading.Lock()  # ZeroMQ sockets are not thread-safe: emit vs close
         self._last: MoodUpdate | None = None
         self._status_seq = 0
+        self._tags_seq = 0
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
         if not _is_loopback(self.endpoint) and not keys:
@@ -378,8 +432,12 @@ class ZmqSink:
         msg = self._message(update)
         with self._lock:
             self._last = update
-            if not self._closed:
-                self._send(msg)
+            if self._closed:
+                return
+            self._send(msg)
+            if update.tags is not None:
+                self._send(self._frames(TAGS_TOPIC, tags_record(update, seq=self._tags_seq)))
+                self._tags_seq += 1
 
     def publish_status(self) -> None:
         """Send one ``status`` message now (the status thread does this every ``status_s``)."""

@@ -12,8 +12,13 @@ PortAudio.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import queue
+import re
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -138,42 +143,96 @@ class QueuedSource(Source):
             raise MoodtrackError(self._error)
 
 
+#: A line a C decoder writes to stderr: libmpg123's "[src/libmpg123/layer3.c:...] error:
+#: part2_3_length (3360) too large ...", "Note: Trying to resync...", "Warning: ...".
+_DECODER_LINE = re.compile(rb"^(\[[^\]\n]*\.c:|Note: |Warning: |Error: )")
+#: Most decoder messages kept per file.
+MAX_DECODER_MESSAGES = 20
+_FD2_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def decoder_messages(into: list[str]):
+    """Capture what C code writes to file descriptor 2 while the block runs.
+
+    Lines that look like a decoder's (libmpg123 reports damaged frames it skips on files
+    that still decode) are appended to ``into`` (at most :data:`MAX_DECODER_MESSAGES`);
+    anything else written meanwhile (another thread's message, a progress bar) goes on to
+    stderr unchanged. Without a file descriptor 2 the block runs uncaptured.
+    """
+    with _FD2_LOCK:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                other = b""
+                for line in tmp.read().splitlines(keepends=True):
+                    if _DECODER_LINE.match(line):
+                        if len(into) < MAX_DECODER_MESSAGES:
+                            into.append(line.decode("utf-8", "replace").strip())
+                    else:
+                        other += line
+                if other:
+                    with contextlib.suppress(OSError):
+                        os.write(2, other)
+
+
 class FileSource(Source):
     """An audio file (anything libsndfile reads: wav, flac, ogg, mp3...) in blocks.
 
     ``paced=False`` reads in the caller's thread as fast as it consumes;
     ``paced=True`` delivers each block when its last frame would have been captured,
     through the same queue structure as the microphone. Both give identical audio.
+    ``decoder_messages``: what the decoder reported on stderr while the file was opened and
+    read (see :func:`decoder_messages`; not shown, kept for the run's summary).
     """
 
     def __init__(self, path: str | os.PathLike, *, paced: bool = False, blocksize: int = 1024,
                  queue_blocks: int = 64, stats: PipelineStats | None = None):
         import soundfile as sf
 
+        from realtime.outputs import display
+
         self.path = Path(path)
-        self.name = str(self.path)
+        self.name = display(self.path)
         self.blocksize = int(blocksize)
         self.paced = paced
-        if not self.path.is_file():
-            what = "is a directory" if self.path.is_dir() else "does not exist"
-            raise MoodtrackError(f"cannot read audio file {self.path}: it {what}")
+        fd = open_regular(self.path)
         try:
-            size = self.path.stat().st_size
-        except OSError as exc:
-            raise MoodtrackError(f"cannot read audio file {self.path}: {exc.strerror}") from None
-        if size == 0:
-            raise MoodtrackError(f"cannot read audio file {self.path}: it is empty (0 bytes)")
-        try:
-            self._file = sf.SoundFile(str(self.path))
+            size = os.fstat(fd).st_size
+            if size == 0:
+                raise MoodtrackError(f"cannot read audio file {self.name}: it is empty (0 bytes)")
+            self.decoder_messages: list[str] = []
+            with decoder_messages(self.decoder_messages):
+                self._file = sf.SoundFile(fd, closefd=False)
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
-            raise MoodtrackError(f"cannot read audio file {self.path}: {_reason(exc)}; "
+            os.close(fd)
+            raise MoodtrackError(f"cannot read audio file {self.name}: {_reason(exc)}; "
                                  f"{FORMATS_HINT}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
+        self._queued = None
+        # Only the MPEG decoder (libmpg123) talks on stderr: capture its reads alone.
+        self._chatty = self._file.format.upper() in ("MPEG", "MP3")
         self.sample_rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.frames = int(self._file.frames)
         if self.frames <= 0 or self.sample_rate <= 0 or self.channels <= 0:
-            self._file.close()
-            raise MoodtrackError(f"audio file {self.path} contains no audio ({self.frames} "
+            self.close()
+            raise MoodtrackError(f"audio file {self.name} contains no audio ({self.frames} "
                                  f"samples at {self.sample_rate} Hz, {self.channels} channels)")
         self.stats = stats if stats is not None else PipelineStats()
         self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
@@ -186,9 +245,14 @@ class FileSource(Source):
         """The file's blocks, float32 (n, channels); a decoding error is a MoodtrackError."""
         while True:
             try:
-                data = self._file.read(self.blocksize, dtype="float32", always_2d=True)
+                with (decoder_messages(self.decoder_messages) if self._chatty
+                      else contextlib.nullcontext()):
+                    data = self._file.read(self.blocksize, dtype="float32", always_2d=True)
             except Exception as exc:  # libsndfile decoding errors surface as several types
-                raise MoodtrackError(f"cannot decode audio file {self.path}: {_reason(exc)}") from None
+                said = f" (the decoder said: {self.decoder_messages[-1]})" \
+                    if self.decoder_messages else ""
+                raise MoodtrackError(f"cannot decode audio file {self.name}: "
+                                     f"{_reason(exc)}{said}") from None
             if data.shape[0] == 0:
                 return
             yield data
@@ -207,6 +271,9 @@ class FileSource(Source):
             self._queued.close()
         if not self._file.closed:
             self._file.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class _PacedReader(QueuedSource):
@@ -399,9 +466,53 @@ class MicSource(QueuedSource):
         self._close_stream()
 
 
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages (``"a FIFO (named pipe)"``...)."""
+    import stat
+
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike) -> int:
+    """A read-only file descriptor on ``path`` if it is a regular file, else a
+    MoodtrackError saying what it is (a FIFO is opened without waiting for a writer,
+    then refused; nothing else is opened that could block)."""
+    import stat
+
+    from realtime.outputs import display
+
+    name = display(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise MoodtrackError(f"cannot read audio file {name}: it does not exist") from None
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENXIO:  # a socket, or a device with no driver
+            with contextlib.suppress(OSError):
+                why = f"it is {file_kind(os.stat(path).st_mode)}, not a regular file"
+        raise MoodtrackError(f"cannot read audio file {name}: {why}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise MoodtrackError(f"cannot read audio file {name}: it is {file_kind(mode)}, "
+                                 "not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _reason(exc: BaseException) -> str:
     """A one-line reason from a libsndfile or OS error."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    if text.startswith("Error opening ") and "': " in text:  # libsndfile repeats the path
-        text = text.split("': ", 1)[1]
+    if text.startswith("Error opening ") and ": " in text:  # libsndfile repeats the file
+        text = text.split("': ", 1)[1] if "': " in text else text.split(": ", 1)[1]
     return text[:200]

@@ -10,7 +10,8 @@ Pure functions of a :class:`~realtime.timeline.Timeline`:
   ``window_s`` seconds of sound before it (a jump in the V-A plane, axes in [-1, 1]),
   peaks at least ``window_s`` of sound apart;
 - :func:`summarize`: all of it as one JSON-ready dict; :func:`summary_row` flattens it to
-  the :data:`SUMMARY_COLUMNS` of the run's ``summary.csv``.
+  the :data:`SUMMARY_COLUMNS` of the run's ``summary.csv`` (with the top three clip-level
+  ``instruments`` and ``genres`` that ``analyze`` adds, see :func:`realtime.tags.clip_tags`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from realtime.mood import MOODS, SILENCE, quadrant_of
+from realtime.tags import TAG_GROUPS, format_tags
 from realtime.timeline import Timeline
 
 #: Seconds a new mood must hold before it starts a new section.
@@ -34,7 +36,8 @@ MOOD_NAMES = tuple(MOODS.values())
 SUMMARY_COLUMNS = (
     "file", "timeline", "duration_s", "updates", "mean_valence", "mean_arousal",
     "dominant_mood", *(f"{m}_s" for m in MOOD_NAMES), "silence_s", "mood_changes",
-    "strongest_change_t", "strongest_change", "strongest_change_jump", "changes", "error")
+    "strongest_change_t", "strongest_change", "strongest_change_jump", "changes",
+    "instruments", "genres", "error")
 
 
 def format_time(seconds: float) -> str:
@@ -192,4 +195,6 @@ def summary_row(summary: dict | None, *, file: str, error: str | None = None) ->
                    strongest_change=changes[0]["label"],
                    strongest_change_jump=changes[0]["jump"])
         row["changes"] = "; ".join(describe_change(c) for c in changes)
+    for group in TAG_GROUPS:
+        row[group] = format_tags(summary.get(group) or [])
     return {k: "" if v is None else v for k, v in row.items()}

@@ -79,8 +79,11 @@ def read_timeline(path: str | Path) -> Timeline:
             rows = list(csv.reader(f))
     except OSError as exc:
         raise MoodtrackError(f"cannot read timeline {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise MoodtrackError(f"timeline {path} is not a moodtrack CSV timeline ({exc})") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise MoodtrackError(
+            f"timeline {path} is not a CSV text file (binary data: audio, an image?); give a "
+            "timeline written by 'moodtrack analyze' or --csv (for an audio file: 'moodtrack "
+            f"analyze {path} -o DIR --plot')") from None
     if not rows:
         raise MoodtrackError(f"timeline {path} is empty: expected a header line "
                              f"({','.join(NEEDED_COLUMNS)}, ...)")

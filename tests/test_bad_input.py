@@ -136,9 +136,9 @@ def test_analyze_reports_each_bad_file_and_analyses_the_rest(odd_files, tmp_path
     made = {p.name for p in out.iterdir()}
     for f in odd_files.iterdir():
         if f.name in failed:
-            assert f"{f.stem}.csv" not in made  # a failed file leaves no CSV
+            assert f"{f.name}.csv" not in made  # a failed file leaves no CSV
             continue
-        rows = _rows(out / f"{f.stem}.csv")
+        rows = _rows(out / f"{f.name}.csv")
         for r in rows:
             for k in ("valence", "arousal", "confidence", "level_db", "t"):
                 assert math.isfinite(float(r[k])), (f.name, r)

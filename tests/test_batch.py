@@ -44,7 +44,7 @@ def _timelines(out):
     """{csv name: rows without the run-dependent columns}."""
     keep = [i for i, c in enumerate(CSV_COLUMNS) if c not in RUN_COLUMNS]
     found = {}
-    for p in sorted(out.glob("*.csv")):
+    for p in sorted(out.rglob("*.csv")):
         if p.name == "summary.csv":
             continue
         with open(p, newline="") as f:
@@ -57,15 +57,34 @@ def _timelines(out):
 @pytest.fixture(scope="module")
 def plain_run(library, tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain")
-    assert _analyze(library, out, tiny_model_path, "--plot") == 1  # the broken file
+    assert _analyze(library, out, tiny_model_path, "--plot", "--jobs", "1") == 1  # the broken file
     return out
 
 
+@pytest.mark.parametrize("cores,files,expect", [({0, 1, 2}, None, 3), ({5}, None, None),
+                                                ({0, 1}, "loud.wav", None)])
+def test_jobs_default_to_the_cores_available(library, tiny_model_path, tmp_path, monkeypatch,
+                                             cores, files, expect):
+    """No --jobs: one worker per core this process may use; serial on one core or one file."""
+    used = []
+    monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: cores)
+    monkeypatch.setattr(batch, "run_processes",
+                        lambda inputs, *, jobs, **kw: used.append(jobs)
+                        or batch.run_serial(inputs, **kw))
+    serial = batch.run_serial
+    monkeypatch.setattr(batch, "run_serial", lambda *a, **kw: used.append(None) or serial(*a, **kw))
+    path = library / files if files else library
+    assert cli.main(["analyze", str(path), "-o", str(tmp_path), "--model", str(tiny_model_path)]) \
+        == (0 if files else 1)
+    assert used[0] == expect
+
+
 def test_plain_run_writes_timelines_plots_and_the_run_summary(plain_run, library):
-    names = sorted(p.name for p in plain_run.iterdir())
-    assert names == ["loud.csv", "loud.png", "quiet.csv", "quiet.png", "summary.csv",
-                     "summary.json", "summary.wav.csv", "summary.wav.png"]
-    assert (plain_run / "loud.png").read_bytes()[:4] == MAGIC["png"]
+    names = sorted(str(p.relative_to(plain_run)) for p in plain_run.rglob("*"))
+    assert names == ["loud.wav.csv", "loud.wav.png", "manifest.jsonl", "sub", "sub/quiet.flac.csv",
+                     "sub/quiet.flac.png", "summary.csv", "summary.json", "summary.wav.csv",
+                     "summary.wav.png"]
+    assert (plain_run / "loud.wav.png").read_bytes()[:4] == MAGIC["png"]
     with open(plain_run / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == SUMMARY_COLUMNS
@@ -75,7 +94,7 @@ def test_plain_run_writes_timelines_plots_and_the_run_summary(plain_run, library
     broken = by_file[str(library / "broken.wav")]
     assert "cannot read audio file" in broken["error"] and broken["duration_s"] == ""
     loud = by_file[str(library / "loud.wav")]
-    assert loud["timeline"] == "loud.csv" and loud["error"] == ""
+    assert loud["timeline"] == "loud.wav.csv" and loud["error"] == ""
     assert float(loud["duration_s"]) == 4.0 and int(loud["updates"]) == 7  # t = 1, 1.5 .. 4
     seconds = sum(float(loud[f"{m}_s"]) for m in ("uplifting", "tense", "melancholic", "calm",
                                                  "silence"))
@@ -83,8 +102,8 @@ def test_plain_run_writes_timelines_plots_and_the_run_summary(plain_run, library
     # The JSON has the same numbers, and they are those of the CSV timeline read back.
     doc = json.loads((plain_run / "summary.json").read_text())
     entry = next(e for e in doc["files"] if e["file"] == str(library / "loud.wav"))
-    assert entry["plot"] == "loud.png" and entry["error"] is None
-    again = summarize(read_timeline(plain_run / "loud.csv"), duration_s=4.0)
+    assert entry["plot"] == "loud.wav.png" and entry["error"] is None
+    again = summarize(read_timeline(plain_run / "loud.wav.csv"), duration_s=4.0)
     assert {k: entry[k] for k in again if k != "timeline"} == {
         k: v for k, v in again.items() if k != "timeline"}
     assert float(loud["mean_valence"]) == entry["mean_valence"]
@@ -114,13 +133,13 @@ def test_dask_gives_the_plain_runs_outputs(plain_run, library, tiny_model_path, 
 
 
 def _assert_same_outputs(a, b):
-    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    assert sorted(p.name for p in a.rglob("*")) == sorted(p.name for p in b.rglob("*"))
     ta, tb = _timelines(a), _timelines(b)
     assert ta == tb and len(ta) == 3 and all(ta.values())
     for name in ("summary.csv", "summary.json"):
         assert (a / name).read_text() == (b / name).read_text()
-    for png in a.glob("*.png"):
-        assert (b / png.name).read_bytes() == png.read_bytes()
+    for png in a.rglob("*.png"):
+        assert (b / png.relative_to(a)).read_bytes() == png.read_bytes()
 
 
 def test_unreachable_dask_scheduler_exits_2(library, tiny_model_path, tmp_path, capsys,
@@ -153,15 +172,21 @@ def test_analyze_file_reports_a_bad_file_and_does_not_raise(tiny_model_path, tmp
 @pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
 def test_plot_command_writes_the_format_of_the_extension(plain_run, tmp_path, capsys, fmt):
     out = tmp_path / f"x.{fmt}"
-    assert cli.main(["plot", str(plain_run / "loud.csv"), "-o", str(out)]) == 0, \
+    assert cli.main(["plot", str(plain_run / "loud.wav.csv"), "-o", str(out)]) == 0, \
         capsys.readouterr().err
     assert out.read_bytes()[:5].startswith(MAGIC[fmt])
 
 
 def test_plot_command_default_output_and_errors(plain_run, tmp_path, capsys):
     src = tmp_path / "t.csv"
-    src.write_bytes((plain_run / "quiet.csv").read_bytes())
+    src.write_bytes((plain_run / "sub" / "quiet.flac.csv").read_bytes())
     assert cli.main(["plot", str(src)]) == 0
+    assert (tmp_path / "t.png").read_bytes()[:4] == MAGIC["png"]
+    (tmp_path / "t.png").write_bytes(b"mine")  # never replaced without --overwrite
+    assert cli.main(["plot", str(src)]) == 2
+    assert f"the plot {tmp_path / 't.png'} exists already" in capsys.readouterr().err
+    assert (tmp_path / "t.png").read_bytes() == b"mine"
+    assert cli.main(["plot", str(src), "--overwrite"]) == 0
     assert (tmp_path / "t.png").read_bytes()[:4] == MAGIC["png"]
     assert cli.main(["plot", str(src), "-o", str(tmp_path / "x.gif")]) == 2
     assert "x.gif: the extension must be one of .png, .svg, .pdf" in capsys.readouterr().err
@@ -169,6 +194,12 @@ def test_plot_command_default_output_and_errors(plain_run, tmp_path, capsys):
     bad.write_text("not,a,timeline\n")
     assert cli.main(["plot", str(bad)]) == 2
     assert f"timeline {bad} lacks the column(s)" in capsys.readouterr().err
+    audio = tmp_path / "song.ogg"
+    audio.write_bytes(b"OggS\x00\x02" + bytes(range(256)) * 8)
+    assert cli.main(["plot", str(audio)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"moodtrack: error: timeline {audio} is not a CSV text file")
+    assert f"moodtrack analyze {audio} -o DIR --plot" in err and "codec" not in err
 
 
 def test_an_empty_timeline_still_plots(tmp_path):

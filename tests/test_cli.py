@@ -70,9 +70,11 @@ def test_analyze_writes_timelines_and_reports_the_broken_file(audio_dir, tmp_pat
     err = capsys.readouterr().err
     assert rc == 1
     assert "1 of 4 file(s) failed" in err and "broken.wav" in err
-    assert sorted(p.name for p in out.iterdir()) == ["one.csv", "summary.csv", "summary.json",
-                                                     "three.csv", "two.csv"]
-    timelines = {n: _read_csv(out / f"{n}.csv") for n in ("one", "two", "three")}
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "manifest.jsonl", "one.wav.csv", "sub", "sub/two.flac.csv", "summary.csv", "summary.json",
+        "three.ogg.csv"]
+    timelines = {n: _read_csv(out / f"{p}.csv") for n, p in (
+        ("one", "one.wav"), ("two", "sub/two.flac"), ("three", "three.ogg"))}
     for rows in timelines.values():
         _check_timeline(rows, seconds=5.0)
     # Same music at three rates and layouts: the same times, close values.
@@ -86,14 +88,23 @@ def test_analyze_good_files_exit_0_with_seconds_and_rate(audio_dir, tmp_path, ca
     rc = cli.main(["analyze", str(audio_dir / "one.wav"), str(audio_dir / "sub"), "-o", str(out),
                    "--model", str(tiny_model_path), "--seconds", "3", "--rate", "4"])
     assert rc == 0, capsys.readouterr().err
-    _check_timeline(_read_csv(out / "one.csv"), seconds=3.0, rate=4.0)
-    _check_timeline(_read_csv(out / "two.csv"), seconds=3.0, rate=4.0)
+    _check_timeline(_read_csv(out / "one.wav.csv"), seconds=3.0, rate=4.0)
+    _check_timeline(_read_csv(out / "sub" / "two.flac.csv"), seconds=3.0, rate=4.0)
 
 
-def test_output_names_do_not_collide(tmp_path):
-    names = cli.output_names([Path("a/x.wav"), Path("b/x.wav"), Path("x.flac"), Path("y.mp3")],
-                             tmp_path)
-    assert [n.name for n in names] == ["x.csv", "x.wav.csv", "x.flac.csv", "y.csv"]
+def test_output_names_are_the_inputs_paths_relative_to_the_run_root(tmp_path):
+    from realtime.outputs import output_name, run_root
+
+    (tmp_path / "a").mkdir()
+    files = [tmp_path / "a" / "x.wav", tmp_path / "b" / "x.wav", tmp_path / "x.flac",
+             tmp_path / "x.wav"]
+    root = run_root([tmp_path / "a", *files[1:]])
+    assert root == tmp_path
+    names = [str(output_name(f, root)) for f in files]
+    assert names == ["a/x.wav.csv", "b/x.wav.csv", "x.flac.csv", "x.wav.csv"]
+    # The same input gets the same name whatever else the run holds, in any order.
+    assert [str(output_name(f, root)) for f in reversed(files)] == names[::-1]
+    assert str(output_name(files[0], run_root([tmp_path / "a"]))) == "x.wav.csv"
 
 
 def _env(model):
@@ -169,7 +180,7 @@ def test_signal_stops_live_within_a_second_with_a_complete_csv(tmp_path, tiny_mo
     text = csv_path.read_text()
     assert text.endswith("\n")
     rows = _read_csv(csv_path)
-    assert len(rows) >= 2 and all(None not in r.values() and len(r) == 11 for r in rows)
+    assert len(rows) >= 2 and all(None not in r.values() and len(r) == len(CSV_COLUMNS) for r in rows)
     _check_timeline(rows, seconds=float(rows[-1]["t"]))
 
 
@@ -247,3 +258,14 @@ def test_demo_runs_the_live_pipeline(capsys, tiny_model_path):
     lines = captured.out.splitlines()
     assert len(lines) == 2 and lines[0].split()[0] == "1.00s" and lines[1].split()[0] == "1.50s"
     assert "demo.ogg (22050 Hz, 1 ch)" in captured.err
+
+
+def test_subscribe_template_has_help_and_rejects_a_bad_endpoint():
+    script = str(ROOT / "tools" / "subscribe.py")
+    out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0 and "endpoint" in out.stdout and not out.stderr
+    bad = subprocess.run([sys.executable, script, "nonsense"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("subscribe.py: error: cannot connect to 'nonsense'")

@@ -33,6 +33,10 @@ def test_defaults_then_file_then_command_line(tmp_path):
     ("[analysis]\nupdate_hz = \"fast\"\n", "analysis.update_hz = 'fast' is invalid: it must be a number"),
     ("[analysis]\nrate = 2\n", "unknown key analysis.rate; .*update_hz"),
     ("[inputs]\ndevice = 1\n", r"unknown section \[inputs\]; .*\[input\]"),
+    ("update_hz = 5\n", r"key update_hz is outside any section; put it under \[analysis\]$"),
+    ("smoothing_s = 1\n", r"smoothing_s is outside any section; put it under \[analysis\] or "
+     r"\[lighting\]"),
+    ("rate = 1\n", r"key rate is outside any section; keys go under \[input\], \[analysis\]"),
     ("[input]\nchannels = 2.5\n", "input.channels = 2.5 is invalid: it must be an integer in "
      r"\[1, 64\] or 0 \(auto\)"),
     ("[input]\nblocksize = true\n", "input.blocksize = True is invalid"),

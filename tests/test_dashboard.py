@@ -155,13 +155,13 @@ def test_live_dashboard_draws_and_emit_does_not_wait_for_rendering(monkeypatch):
     console = Console(file=out, force_terminal=True, width=100, height=30, color_system=None)
     stats = PipelineStats(device="Scarlett 2i2")
     dash = Dashboard(stats, refresh_hz=20, console=console)
-    real_render = mod.render
+    real_frame = mod.frame_lines
 
-    def slow_render(snapshot):
+    def slow_frame(snapshot):
         time.sleep(0.2)
-        return real_render(snapshot)
+        return real_frame(snapshot)
 
-    monkeypatch.setattr(mod, "render", slow_render)
+    monkeypatch.setattr(mod, "frame_lines", slow_frame)
     dash.start()
     try:
         emit_s = 0.0
@@ -207,8 +207,8 @@ def test_redraws_only_when_what_is_shown_changes(monkeypatch):
     import realtime.dashboard as dash
 
     calls = []
-    real = dash.render
-    monkeypatch.setattr(dash, "render", lambda s: calls.append(s) or real(s))
+    real = dash.frame_lines
+    monkeypatch.setattr(dash, "frame_lines", lambda s: calls.append(s) or real(s))
     stats = PipelineStats(device="test")
     console = Console(file=io.StringIO(), force_terminal=True, width=100, height=30)
     d = Dashboard(stats, refresh_hz=50.0, console=console)
@@ -226,3 +226,135 @@ def test_redraws_only_when_what_is_shown_changes(monkeypatch):
     finally:
         d.close()
     assert idle <= 3  # 15 chances to redraw in 0.3 s at 50 Hz, nothing changed
+
+
+# --- terminal output: the painter's escape codes, replayed on a minimal terminal ------
+
+class Screen:
+    """The few VT100 controls the painter uses (CR, LF, CSI n A/B, CSI K, CSI J, CSI m
+    ignored), replayed on a grid, so a test sees what a terminal would show."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self.rows = [[" "] * width for _ in range(height)]
+        self.r = self.c = 0
+
+    def feed(self, data: str) -> None:
+        import re
+
+        for m in re.finditer(r"\x1b\[([\d;]*)([A-Za-z])|\x1b\[\?\d+[hl]|(.)", data, re.S):
+            n, cmd, ch = m.group(1), m.group(2), m.group(3)
+            if cmd == "A":
+                self.r = max(0, self.r - int(n or 1))
+            elif cmd == "B":
+                self.r = min(self.height - 1, self.r + int(n or 1))
+            elif cmd == "K":
+                self.rows[self.r][self.c:] = [" "] * (self.width - self.c)
+            elif cmd == "J":
+                self.rows[self.r][self.c:] = [" "] * (self.width - self.c)
+                for row in self.rows[self.r + 1:]:
+                    row[:] = [" "] * self.width
+            elif ch == "\r":
+                self.c = 0
+            elif ch == "\n":
+                self.c = 0
+                if self.r == self.height - 1:
+                    self.rows = self.rows[1:] + [[" "] * self.width]
+                else:
+                    self.r += 1
+            elif ch is not None and self.c < self.width:
+                self.rows[self.r][self.c] = ch
+                self.c += 1
+
+    def text(self) -> list[str]:
+        return ["".join(row).rstrip() for row in self.rows]
+
+
+def frame_text(frame) -> list[str]:
+    return ["".join(t for t, _ in line).rstrip() for line in frame]
+
+
+def test_painter_rewrites_only_changed_lines_and_the_screen_shows_the_frame():
+    from realtime.dashboard import AnsiPainter, frame_lines
+
+    painter, screen = AnsiPainter("256"), Screen(100, 30)
+    screen.feed("moodtrack: a line before the dashboard\n")
+    history = [make_update(i, t=i / 2, valence=-0.9 + i / 30, arousal=0.3) for i in range(40)]
+    first = frame_lines(snap(history[:39]))
+    screen.feed(painter.paint(first))
+    assert screen.text()[0] == "moodtrack: a line before the dashboard"
+    assert screen.text()[1:1 + len(first)] == frame_text(first)
+    second = frame_lines(snap(history))
+    out = painter.paint(second)
+    screen.feed(out)
+    assert screen.text()[1:1 + len(second)] == frame_text(second)
+    changed = sum(a != b for a, b in zip(frame_text(first), frame_text(second)))
+    assert 0 < changed < len(second) // 2
+    assert out.count("\x1b[K") == changed     # one rewrite per changed line, no more
+    assert painter.paint(second) == ""       # nothing changed: nothing written
+    # The input state banner adds a line: the whole frame is redrawn in place.
+    third = frame_lines(snap(history, input_state="stalled"))
+    screen.feed(painter.paint(third))
+    assert screen.text()[1:1 + len(third)] == frame_text(third)
+    assert screen.text()[0] == "moodtrack: a line before the dashboard"
+
+
+def test_painter_styles_and_lines_printed_above_the_frame():
+    from realtime.dashboard import AnsiPainter, frame_lines
+
+    painter, screen = AnsiPainter("truecolor"), Screen(100, 30)
+    u = make_update(0)
+    u.color = (1.0, 0.5, 0.0)
+    frame = frame_lines(snap([u]))
+    out = painter.paint(frame)
+    assert "\x1b[38;2;255;128;0m██\x1b[0m" in out and "\x1b[1;31mQ2 tense\x1b[0m" in out
+    assert "\x1b" not in AnsiPainter(None).paint(frame)[3:]   # no colour: only cursor moves
+    screen.feed(out)
+    screen.feed(painter.above("a warning\nand another\n"))
+    assert screen.text()[:2] == ["a warning", "and another"]
+    assert screen.text()[2:2 + len(frame)] == frame_text(frame)
+
+
+def test_extra_lines_appear_when_updates_carry_them():
+    plain = text_of(snap([make_update(0)], width=80, height=24))
+    u = make_update(0)
+    u.speech, u.loudness_m, u.loudness_s = 0.34, -23.14, -22.0
+    u.tags = {"piano": 0.35, "strings": 0.8}
+    u.hint = "check the input gain"
+    for size in ((80, 24), (120, 40)):
+        lines = text_of(Snapshot((u,), stats_dict(), *size, 180.0, "lufs"))
+        text = "\n".join(lines)
+        assert "speech" in text and "34%" in text and "check the input gain" in text
+        (tags,) = [line for line in lines if "tags " in line]
+        assert tags.index("strings 80%") < tags.index("piano 35%")
+        assert "LUFS" in text and "-23.1" in text and "dBFS" not in text
+        assert len(lines) <= size[1] - 1 and max(map(len, lines)) <= size[0]
+        (share,) = [r for r, line in enumerate(lines) if "moods " in line]
+        assert share < plane_size(*size)[1] + 1   # inside the plane's box
+    assert "-22.0 LUFS" in "\n".join(text_of(Snapshot((u,), stats_dict(), 120, 40, 180.0, "lufs")))
+    # dBFS by default, and with "lufs" when the update has no loudness
+    assert "dBFS" in "\n".join(text_of(snap([u])))
+    no_loudness = Snapshot((make_update(0),), stats_dict(), 80, 24, 180.0, "lufs")
+    assert "dBFS" in "\n".join(text_of(no_loudness))
+    assert not any(w in "\n".join(plain) for w in ("speech", "tags ", "LUFS"))
+
+
+def test_sparkline_buckets_equal_a_scan_of_the_whole_history():
+    from realtime.dashboard import spark_buckets
+
+    import random
+
+    rng = random.Random(3)
+    for n, step, width, span in ((3600, 0.05, 42, 180.0), (100, 0.1, 91, 60.0), (7, 1.0, 10, 10.0),
+                                 (500, 0.37, 13, 30.0)):
+        t, history = 0.0, []
+        for i in range(n):
+            t += step * rng.choice((0, 1, 1, 3))   # repeats and gaps
+            history.append(make_update(i, t=t))
+        history = tuple(h for h in history if h.t >= t - span)
+        scan = [None] * width
+        for u in history:
+            k = width - 1 - int((history[-1].t - u.t) / (span / width))
+            if 0 <= k < width:
+                scan[k] = u
+        assert spark_buckets(history, width, span) == scan

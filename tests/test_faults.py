@@ -154,7 +154,8 @@ def test_analyze_on_a_full_disk_reports_the_file_and_leaves_no_partial_csv(
     assert proc.returncode == 1, proc.stderr
     assert "long.wav" in proc.stderr and "File too large" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not (out / "long.csv").exists()  # no partial timeline
+    assert not (out / "long.wav.csv").exists()  # no partial timeline
+    assert not list(out.glob(".*"))  # nor a temporary file
     summary = json.loads((out / "summary.json").read_text())
     (entry,) = summary["files"]
     assert "File too large" in entry["error"] and entry["timeline"] in (None, "")

@@ -37,7 +37,11 @@ def test_spectral_shape_matches_librosa():
                                rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(bandwidth, librosa.feature.spectral_bandwidth(S=S, sr=SR)[0],
                                rtol=1e-5, atol=1e-3)
-    np.testing.assert_array_equal(rolloff, librosa.feature.spectral_rolloff(S=S, sr=SR)[0])
+    # The roll-off is a bin frequency: the same bin, or (a cumulative sum at the threshold
+    # rounding the other way in another numpy/librosa release) the next one.
+    lib_rolloff = librosa.feature.spectral_rolloff(S=S, sr=SR)[0]
+    np.testing.assert_allclose(rolloff, lib_rolloff, rtol=0, atol=freqs[1] * 1.001)
+    assert np.mean(rolloff == lib_rolloff) >= 0.95
     np.testing.assert_allclose(flatness, librosa.feature.spectral_flatness(S=S)[0], rtol=1e-4)
 
 

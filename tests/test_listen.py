@@ -70,7 +70,8 @@ def test_listen_times_out_when_nothing_is_published(capsys):
     finally:
         sink.close()
     assert rc == 1 and time.monotonic() - t0 < 3
-    assert sink.endpoint in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert sink.endpoint in err and "encrypted" in err and "--keys DIR" in err
 
 
 def test_listen_bad_endpoint():

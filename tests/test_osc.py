@@ -20,8 +20,10 @@ from tests.test_sinks import make_update
 
 
 def coloured(seq=0, **kw):
+    """An update with a colour and a speech value (which OSC sends only when present)."""
     u = make_update(seq, **kw)
     u.color = (0.25, 0.5, 1.0)
+    u.speech = 0.375
     return u
 
 
@@ -68,7 +70,7 @@ def test_default_addresses_numbers_only_unit_range(receiver):
     sink = OscSink("127.0.0.1", receiver.port)
     try:
         sink.emit(coloured(valence=-0.5, arousal=0.6))
-        got = receiver.wait(5)
+        got = receiver.wait(6)
     finally:
         sink.close()
     assert set(got) == set(DEFAULT_ADDRESSES.values())
@@ -77,6 +79,7 @@ def test_default_addresses_numbers_only_unit_range(receiver):
     assert got["/mood/quadrant"] == (2,) and isinstance(got["/mood/quadrant"][0], int)
     assert got["/mood/confidence"] == pytest.approx((0.73,))
     assert got["/mood/color"] == pytest.approx((0.25, 0.5, 1.0))
+    assert got["/mood/speech"] == (0.375,)
     for addr, args in got.items():
         assert all(isinstance(a, (int, float)) for a in args), addr
         if addr != "/mood/quadrant":
@@ -96,6 +99,7 @@ def test_bipolar_range_and_quadrant_while_silent(receiver):
     assert got["/mood/quadrant"] == (4,)  # the held point's quadrant, never "none"
     assert got["/mood/confidence"] == (0.0,)
     assert "/mood/color" not in got  # an update without colour sends none
+    assert "/mood/speech" not in got  # nor one without a speech value
 
 
 def test_one_bundle_per_update(raw_udp):
@@ -113,7 +117,7 @@ def test_one_bundle_per_update(raw_udp):
         types = {m.address: "".join("i" if isinstance(p, int) else "f" for p in m.params)
                  for m in bundle}
         assert types == {"/mood/valence": "f", "/mood/arousal": "f", "/mood/quadrant": "i",
-                         "/mood/confidence": "f", "/mood/color": "fff"}
+                         "/mood/confidence": "f", "/mood/color": "fff", "/mood/speech": "f"}
 
 
 def test_address_map_moves_adds_and_turns_off(receiver):
@@ -122,12 +126,13 @@ def test_address_map_moves_adds_and_turns_off(receiver):
     sink = OscSink("127.0.0.1", receiver.port, address_map=amap)
     try:
         sink.emit(coloured(valence=0.9, arousal=-1.0))
-        got = receiver.wait(7)
+        got = receiver.wait(8)
     finally:
         sink.close()
     assert got == {"/composition/layers/1/video/opacity": (0.0,), "/mood/quadrant": (4,),
                    "/mood/confidence": pytest.approx((0.73,)), "/mood/color": (0.25, 0.5, 1.0),
-                   "/rig/par1/red": (0.25,), "/rig/par2/red": (0.25,), "/rig/blackout": (0,)}
+                   "/rig/par1/red": (0.25,), "/rig/par2/red": (0.25,), "/rig/blackout": (0,),
+                   "/mood/speech": (0.375,)}
 
 
 @pytest.mark.parametrize("amap, message", [

@@ -57,6 +57,11 @@ def test_to_mono():
     np.testing.assert_array_equal(to_mono(x[:, :1]), x[:, 0])
     six = np.tile(np.arange(6, dtype=np.float32), (4, 1))  # a 5.1 frame
     np.testing.assert_array_equal(to_mono(six), np.full(4, 2.5, np.float32))
+    noise = np.random.default_rng(0).standard_normal((4096, 8)).astype(np.float32)
+    for ch in (2, 3, 6, 8):  # the float32 mean (numpy sums 8 and more pairwise: 1 ulp apart)
+        np.testing.assert_allclose(to_mono(noise[:, :ch]), noise[:, :ch].mean(axis=1),
+                                   rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(to_mono(noise[:, :2]), noise[:, :2].mean(axis=1))
 
 
 def test_multichannel_input_is_analysed_as_its_mono_mix(model, signal_8s):

@@ -16,7 +16,8 @@ from realtime.sinks import CSV_COLUMNS, CsvSink, LogSink, ZmqSink, _is_loopback,
 from realtime.stats import PipelineStats
 
 SCHEMA_KEYS = ["schema", "seq", "t", "wall", "valence", "arousal", "quadrant", "mood",
-               "confidence", "level_db", "silence", "latency_ms", "color", "color_hex"]
+               "confidence", "level_db", "silence", "latency_ms", "color", "color_hex",
+               "loudness_m", "loudness_s", "speech"]
 
 
 def make_update(seq: int = 0, *, t: float | None = None, valence: float = -0.42,
@@ -56,7 +57,8 @@ def test_csv_header_and_rows_flushed_row_by_row(tmp_path):
         sink.close()
     assert row == {"t": "1.235", "valence": "0.1235", "arousal": "-0.9877", "quadrant": "",
                    "mood": "silence", "confidence": "0.0", "level_db": "-23.1", "silence": "1",
-                   "wall": "1767225603.0", "seq": "3", "latency_ms": "4.25"}
+                   "wall": "1767225603.0", "seq": "3", "latency_ms": "4.25", "loudness_m": "",
+                   "loudness_s": "", "speech": ""}
     first = dict(zip(CSV_COLUMNS, read_rows(path)[1]))
     assert (first["quadrant"], first["mood"], first["silence"]) == ("Q2", "tense", "0")
     assert {"t", "valence", "arousal", "quadrant", "mood", "confidence", "level_db"} <= set(CSV_COLUMNS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import types
 
@@ -251,3 +252,46 @@ def test_missing_portaudio_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_portaudio)
     with pytest.raises(MoodtrackError, match="apt-get install libportaudio2"):
         devices.import_sounddevice()
+
+
+# --- decoder chatter ----------------------------------------------------------------
+
+
+def test_decoder_messages_are_captured_and_other_stderr_passes_through(capfd):
+    from realtime.sources import MAX_DECODER_MESSAGES, decoder_messages
+
+    said: list[str] = []
+    with decoder_messages(said):
+        os.write(2, b"[src/libmpg123/layer3.c:INT123_do_layer3():1801] error: part2_3_length "
+                    b"(3360) too large for available bit count (3240)\n")
+        os.write(2, b"moodtrack: another thread's line\nNote: Trying to resync...\n")
+        os.write(2, b"\r progress 40%")
+    assert said == ["[src/libmpg123/layer3.c:INT123_do_layer3():1801] error: part2_3_length "
+                    "(3360) too large for available bit count (3240)", "Note: Trying to resync..."]
+    assert capfd.readouterr().err == "moodtrack: another thread's line\n\r progress 40%"
+    os.write(2, b"after\n")  # file descriptor 2 is restored
+    assert capfd.readouterr().err == "after\n"
+    with decoder_messages(said):
+        os.write(2, b"Warning: x\n" * (2 * MAX_DECODER_MESSAGES))
+    assert len(said) == MAX_DECODER_MESSAGES and capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile without MP3")
+def test_damaged_mp3_decodes_without_decoder_noise_on_stderr(tmp_path, capfd, tiny_model_path):
+    from realtime.batch import AnalyzeOptions, analyze_file
+
+    y = tone_mix(6.0, sr=44100)
+    sf.write(tmp_path / "clean.mp3", y, 44100, format="MP3")
+    data = bytearray((tmp_path / "clean.mp3").read_bytes())
+    for i in np.random.default_rng(1).integers(2000, len(data) - 2000, 60):
+        data[i] ^= 0xFF  # damaged frames libmpg123 reports and skips
+    (tmp_path / "damaged.mp3").write_bytes(bytes(data))
+    options = AnalyzeOptions(model=str(tiny_model_path))
+    res = analyze_file(tmp_path / "damaged.mp3", options=options)
+    assert res.ok, res.error
+    assert res.duration_s > 5 and res.updates
+    said = res.summary["decoder_messages"]
+    assert said and all("libmpg123" in m or m.startswith(("Note:", "Warning:")) for m in said)
+    assert capfd.readouterr().err == ""
+    clean = analyze_file(tmp_path / "clean.mp3", options=options)
+    assert clean.ok and "decoder_messages" not in clean.summary

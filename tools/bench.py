@@ -1,26 +1,32 @@
 """moodtrack benchmark: throughput, the naive baseline, live latency and CPU, start-up, memory.
 
-    python tools/bench.py                       # everything, on the bundled demo (about 12 min)
+    python tools/bench.py                       # everything, on the bundled demo (about 20 min)
     python tools/bench.py --data ../shared/data # offline figures on 30 min of 4Q clips instead
     python tools/bench.py --quick               # a short smoke run of every section
 
 Each figure comes from real runs of the ``moodtrack`` command in subprocesses (start-up,
 decoding and CSV/ZeroMQ output included) and is reported as min / median / max over
-``--repeat`` runs. Results go to stdout as Markdown and to ``--json`` as data.
+``--repeat`` runs, with the machine named (CPU model, cores available, load average).
+Results go to stdout as Markdown and to ``--json`` as data. On a shared machine, prefer
+the CPU-time figures (audio seconds per CPU second, CPU % of a core): wall time there
+measures the other load too.
 
 Sections:
 
-- offline: ``moodtrack analyze`` on >= 30 min of audio, seconds of audio per second of wall
-  time, with and without the process start-up (measured apart); also ``--jobs`` on all
-  cores where the command has it;
+- offline: ``moodtrack analyze --jobs 1`` on >= 30 min of audio, seconds of audio per
+  second of wall time and per second of the process's CPU time (``os.wait4``), with and
+  without the process start-up (measured apart); also ``--jobs`` on all available cores;
 - naive: the same window statistics computed as the seed projects do
   (:mod:`tools.naive_features`: a librosa call per feature per window, ``center=True``)
   versus the streaming extractor, on the same decoded audio, in this process;
+- frame: CPU time per dashboard frame at 120x40 with a full history, the dashboard's own
+  renderer versus printing the same frame through rich, in this process;
 - live: ``moodtrack live --file`` at real-time pace for ``--live-seconds`` at 2 and 20
-  updates/s, dashboard off and on (on a pseudo-terminal): update latency p50/p99/max (from
-  the CSV's ``latency_ms``: block arrival to sinks), process CPU per second of audio after
+  updates/s, dashboard off and on (on a 120x40 pseudo-terminal set with TIOCSWINSZ,
+  TERM=xterm-256color, read as a terminal would): update latency p50/p99/max (from
+  the CSV's ``latency_ms``: block arrival to sinks), process CPU time per second after
   the first 5 s, start-up (process start to first ZeroMQ message, minus the audio time
-  that message describes), RSS peak and drift;
+  that message describes), RSS peak and drift, bytes written to the terminal;
 - memory of ``analyze``: peak RSS.
 """
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import os
 import platform
@@ -35,9 +42,11 @@ import pty
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -47,6 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "realtime" / "data" / "demo.ogg"
 TICK = os.sysconf("SC_CLK_TCK")
+TERM_SIZE = (120, 40)      # columns, rows of the pseudo-terminal of the dashboard-on runs
 
 
 def moodtrack_cmd() -> list[str]:
@@ -83,6 +93,8 @@ class Sampler(threading.Thread):
                 cpu = _proc_cpu_s(self.pid)
                 rss, hwm = _proc_mem_mb(self.pid)
             except (FileNotFoundError, ProcessLookupError, IndexError):
+                return
+            if rss == 0.0:  # exited (a zombie has no memory left to report)
                 return
             self.samples.append((time.monotonic(), cpu, rss, hwm))
             time.sleep(self.period)
@@ -144,27 +156,24 @@ def _link(src: Path, tmp: Path, i: int) -> Path:
     return p
 
 
-def run_analyze(paths, out: Path, *, jobs: int | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one ``moodtrack analyze`` run."""
-    cmd = [*moodtrack_cmd(), "analyze", *map(str, paths), "-o", str(out)]
-    if jobs:
-        cmd += ["--jobs", str(jobs)]
+def run_analyze(paths, out: Path, *, jobs: int = 1) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of the process and its workers, peak RSS MB) of one
+    ``moodtrack analyze --jobs N`` run."""
+    cmd = [*moodtrack_cmd(), "analyze", *map(str, paths), "-o", str(out), "--jobs", str(jobs)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sampler = Sampler(proc.pid, 0.2)
     sampler.start()
-    _, err = proc.communicate()
+    err = proc.stderr.read()
+    # The child's CPU time (Linux: with its reaped children, i.e. --jobs workers).
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"analyze failed ({proc.returncode}): {err.decode()[-2000:]}")
     sampler.join()
     hwm = max((s[3] for s in sampler.samples), default=0.0)
-    return wall, hwm
-
-
-def analyze_has_jobs() -> bool:
-    out = subprocess.run([*moodtrack_cmd(), "analyze", "--help"], capture_output=True, text=True)
-    return "--jobs" in out.stdout
+    return wall, usage.ru_utime + usage.ru_stime, hwm
 
 
 def bench_offline(paths, tmp: Path, repeat: int) -> dict:
@@ -173,17 +182,22 @@ def bench_offline(paths, tmp: Path, repeat: int) -> dict:
     import soundfile as sf
 
     sf.write(str(short), np.zeros(22050, np.float32), 22050)
-    startup = [run_analyze([short], tmp / "o0")[0] for _ in range(repeat)]
-    walls, hwms = zip(*(run_analyze(paths, tmp / f"o{i}") for i in range(repeat)))
+    startup = [run_analyze([short], tmp / "o0") for _ in range(repeat)]
+    runs = [run_analyze(paths, tmp / f"o{i}") for i in range(repeat)]
+    start_wall = statistics.median(r[0] for r in startup)
+    start_cpu = statistics.median(r[1] for r in startup)
     res = {
         "audio_s": audio_s, "files": len(paths),
-        "startup_s": mmm(startup),
-        "x_realtime": mmm(audio_s / w for w in walls),
-        "x_realtime_excl_startup": mmm(audio_s / (w - statistics.median(startup)) for w in walls),
-        "peak_rss_mb": mmm(hwms),
+        "startup_s": mmm(r[0] for r in startup),
+        "x_realtime": mmm(audio_s / r[0] for r in runs),
+        "x_realtime_excl_startup": mmm(audio_s / (r[0] - start_wall) for r in runs),
+        # audio seconds per CPU second: what one core does, whatever else runs on the machine
+        "x_realtime_cpu": mmm(audio_s / r[1] for r in runs),
+        "x_realtime_cpu_excl_startup": mmm(audio_s / (r[1] - start_cpu) for r in runs),
+        "peak_rss_mb": mmm(r[2] for r in runs),
     }
-    if analyze_has_jobs():
-        n = os.cpu_count() or 1
+    n = available_cores()
+    if n > 1:
         jw = [run_analyze(paths, tmp / f"j{i}", jobs=n)[0] for i in range(repeat)]
         res["jobs"] = n
         res["x_realtime_jobs"] = mmm(audio_s / w for w in jw)
@@ -227,14 +241,19 @@ def run_live(seconds: float, rate: float, *, dashboard: bool, tmp: Path) -> dict
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"mood")
     sub.connect(f"tcp://127.0.0.1:{port}")
-    env = dict(os.environ, COLUMNS="120", LINES="40")
+    # As a person runs it: no COLUMNS/LINES, a terminal type, the size from the terminal.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
     t0 = time.monotonic()
-    if dashboard:  # a pseudo-terminal, so the dashboard is really drawn
+    drain = None
+    if dashboard:  # a pseudo-terminal of TERM_SIZE, so the dashboard is really drawn
         master, slave = pty.openpty()
-        proc = subprocess.Popen([*cmd], stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
-                                env=env)
+        cols, rows = TERM_SIZE
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                start_new_session=True)
         os.close(slave)
-        drain = threading.Thread(target=_drain, args=(master,), daemon=True)
+        drain = Drain(master)
         drain.start()
     else:
         proc = subprocess.Popen([*cmd, "--no-dashboard"], stdout=subprocess.DEVNULL,
@@ -249,6 +268,10 @@ def run_live(seconds: float, rate: float, *, dashboard: bool, tmp: Path) -> dict
     sampler.join()
     sub.close(0)
     ctx.term()
+    if drain is not None:
+        drain.join(5.0)
+        if "valence × arousal" not in drain.text():
+            raise SystemExit("live run with the dashboard: no dashboard on the terminal")
     lat = []
     with open(csv_path, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -271,15 +294,32 @@ def run_live(seconds: float, rate: float, *, dashboard: bool, tmp: Path) -> dict
         "startup_s": startup,
         "peak_rss_mb": max((x[3] for x in s), default=None),
         "rss_drift_mb": drift,
+        "terminal_kb_per_s": (drain.bytes / 1024 / seconds) if drain is not None else None,
     }
 
 
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 65536):
+class Drain(threading.Thread):
+    """Reads what the program writes to its terminal, as a terminal would: counts the
+    bytes, keeps the first and the last 64 kB."""
+
+    def __init__(self, fd: int):
+        super().__init__(daemon=True)
+        self.fd, self.bytes, self.head, self.tail = fd, 0, b"", b""
+
+    def run(self) -> None:
+        try:
+            while data := os.read(self.fd, 65536):
+                self.bytes += len(data)
+                if len(self.head) < 65536:
+                    self.head += data[:65536 - len(self.head)]
+                self.tail = (self.tail + data)[-65536:]
+        except OSError:  # the child closed the terminal
             pass
-    except OSError:
-        pass
+        finally:
+            os.close(self.fd)
+
+    def text(self) -> str:
+        return (self.head + self.tail).decode("utf-8", "replace")
 
 
 def bench_live(seconds: float, repeat: int, tmp: Path) -> dict:
@@ -293,17 +333,76 @@ def bench_live(seconds: float, repeat: int, tmp: Path) -> dict:
     return out
 
 
+# -------------------------------------------------------------------------- frame
+def bench_frame(repeat: int, frames: int = 100) -> dict:
+    """CPU milliseconds per dashboard frame at TERM_SIZE with a full history (3 min at 20
+    updates/s): the dashboard's own renderer (lines of segments -> ANSI, changed lines only)
+    versus the same frame laid out and printed by rich (the naive approach)."""
+    import io
+    import random
+
+    from rich.console import Console
+
+    from realtime.dashboard import AnsiPainter, Snapshot, frame_lines, render
+    from realtime.mood import MoodEstimator
+    from realtime.stats import PipelineStats
+
+    rng = random.Random(0)
+    est = MoodEstimator(smoothing_s=2.0)
+    history = [est.update(i / 20, rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-70, -5))
+               for i in range(3600 + frames)]
+    stats = PipelineStats(device="bench", sample_rate=48000, channels=2, model="m").to_dict()
+    cols, rows = TERM_SIZE
+    snaps = [Snapshot(tuple(history[k:k + 3600]), stats, cols, rows, 180.0)
+             for k in range(frames)]
+    ours, naive = [], []
+    for _ in range(repeat):
+        painter = AnsiPainter("256")
+        t0 = time.process_time()
+        for snap in snaps:
+            painter.paint(frame_lines(snap))
+        ours.append(1e3 * (time.process_time() - t0) / frames)
+        console = Console(file=io.StringIO(), width=cols, height=rows, color_system="256",
+                          force_terminal=True)
+        t0 = time.process_time()
+        for snap in snaps[:frames // 4]:
+            console.print(render(snap))
+        naive.append(1e3 * (time.process_time() - t0) / (frames // 4))
+    return {"ours_ms": mmm(ours), "rich_ms": mmm(naive),
+            "ratio": mmm(n / o for o, n in zip(ours, naive))}
+
+
+# -------------------------------------------------------------------------- machine
+def machine() -> str:
+    """Host, CPU model, cores available / in the machine, Python, load when measured."""
+    from realtime.batch import available_cores
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.node()}: {model}, {available_cores()} of {os.cpu_count()} cores "
+            f"available, Python {platform.python_version()}, load average {load} at the start")
+
+
 # -------------------------------------------------------------------------- report
 def report(res: dict) -> str:
     lines = [f"### moodtrack benchmark — {res['machine']}", ""]
-    lines.append("Figures are min / median / max over runs.")
+    lines.append("Every figure is min / median / max over runs.")
     lines.append("")
     if "offline" in res:
         o = res["offline"]
-        lines += ["| offline `analyze` | value |", "|---|---|",
+        lines += ["| offline `analyze` | min / median / max |", "|---|---|",
                   f"| audio | {o['audio_s'] / 60:.1f} min in {o['files']} files |",
                   f"| throughput, 1 process (x real time) | {fmt(o['x_realtime'], 'x', 0)} |",
                   f"| … excluding start-up | {fmt(o['x_realtime_excl_startup'], 'x', 0)} |",
+                  f"| audio s per CPU s, 1 process | {fmt(o['x_realtime_cpu'], 'x', 0)} |",
+                  f"| … excluding start-up | {fmt(o['x_realtime_cpu_excl_startup'], 'x', 0)} |",
                   f"| process start-up | {fmt(o['startup_s'], ' s', 2)} |",
                   f"| peak RSS | {fmt(o['peak_rss_mb'], ' MB', 0)} |"]
         if "x_realtime_jobs" in o:
@@ -316,17 +415,25 @@ def report(res: dict) -> str:
                   f"| streaming extractor | {fmt(n['ours_x_realtime'], 'x', 0)} |",
                   f"| naive per-window librosa | {fmt(n['naive_x_realtime'], 'x', 1)} |",
                   f"| **ratio** | **{fmt(n['ratio'], 'x', 0)}** |", ""]
+    if "frame" in res:
+        f = res["frame"]
+        lines += [f"| dashboard frame, {TERM_SIZE[0]}x{TERM_SIZE[1]}, 3 min of history at 20/s "
+                  "| CPU ms per frame |", "|---|---|",
+                  f"| lines of segments -> ANSI, changed lines only | {fmt(f['ours_ms'], '', 2)} |",
+                  f"| the same frame through rich's Console | {fmt(f['rich_ms'], '', 1)} |",
+                  f"| **ratio** | **{fmt(f['ratio'], 'x', 0)}** |", ""]
     if "live" in res:
-        lines += ["| live, paced | latency p50 / p99 / max (ms) | CPU % of a core | start-up (s) "
-                  "| peak RSS (MB) | RSS drift (MB) |", "|---|---|---|---|---|---|"]
+        cols = [("latency_p50_ms", "p50 latency (ms)", 1), ("latency_p99_ms", "p99 (ms)", 1),
+                ("latency_max_ms", "max (ms)", 1), ("cpu_pct_of_core", "CPU % of a core", 1),
+                ("startup_s", "start-up (s)", 2), ("peak_rss_mb", "peak RSS (MB)", 0),
+                ("rss_drift_mb", "RSS drift (MB)", 1), ("terminal_kb_per_s", "terminal kB/s", 1)]
+        lines += ["| live, paced | " + " | ".join(c[1] for c in cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
         for key, r in res["live"].items():
-            def med(k, d=1):
-                return f"{r[k]['median']:.{d}f}" if k in r else "–"
-            lines.append(f"| {key.replace('_', ' ')} | {med('latency_p50_ms')} / "
-                         f"{med('latency_p99_ms')} / {med('latency_max_ms')} | "
-                         f"{med('cpu_pct_of_core')} | {med('startup_s', 2)} | "
-                         f"{med('peak_rss_mb', 0)} | {med('rss_drift_mb')} |")
-        lines += ["", "(live: medians over runs)"]
+            cells = [fmt(r[k], "", d) if k in r else "–" for k, _, d in cols]
+            lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + " |")
+        lines += ["", f"(dashboard on: a {TERM_SIZE[0]}x{TERM_SIZE[1]} pseudo-terminal, "
+                  "TERM=xterm-256color; CPU: the process's user+system time per second)"]
     return "\n".join(lines)
 
 
@@ -337,16 +444,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure")
     ap.add_argument("--live-seconds", type=float, default=60.0, help="paced audio per live run")
     ap.add_argument("--naive-seconds", type=float, default=60.0, help="audio for the naive run")
-    ap.add_argument("--sections", default="offline,naive,live")
+    ap.add_argument("--sections", default="offline,naive,frame,live")
     ap.add_argument("--quick", action="store_true", help="short smoke run of every section")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if args.quick:
         args.minutes, args.repeat, args.live_seconds, args.naive_seconds = 2.0, 1, 8.0, 10.0
-    res = {"machine": f"{platform.node()}: {os.cpu_count()} cores, "
-                      f"{platform.processor() or platform.machine()}, Python "
-                      f"{platform.python_version()}",
-           "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    res = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     sections = set(args.sections.split(","))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -356,6 +460,8 @@ def main(argv=None) -> int:
             print(report({k: res[k] for k in ("machine", "offline")}), file=sys.stderr)
         if "naive" in sections:
             res["naive"] = bench_naive(args.naive_seconds, args.repeat)
+        if "frame" in sections:
+            res["frame"] = bench_frame(args.repeat)
         if "live" in sections:
             res["live"] = bench_live(args.live_seconds, args.repeat, tmp)
     print(report(res))

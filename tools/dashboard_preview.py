@@ -23,11 +23,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="wall seconds to run")
     ap.add_argument("--rate", type=float, default=10.0, help="updates per wall second")
     ap.add_argument("--speed", type=float, default=4.0, help="audio seconds per wall second")
+    ap.add_argument("--extras", action="store_true",
+                    help="also speech, loudness (LUFS), tags and an input hint")
     args = ap.parse_args()
     stats = PipelineStats(device="Focusrite Scarlett 2i2 (hw:2,0)", sample_rate=48000,
                           channels=2, model="moodtrack-va 1.0")
     est = MoodEstimator(smoothing_s=2.0)
-    dash = Dashboard(stats)
+    dash = Dashboard(stats, level="lufs" if args.extras else "dbfs")
     dash.start()
     rng = random.Random(0)
     t_end = time.monotonic() + args.seconds
@@ -42,6 +44,11 @@ def main() -> None:
             up = est.update(t, 0.8 * math.cos(phase) + rng.gauss(0, 0.1),
                             0.8 * math.sin(1.3 * phase) + rng.gauss(0, 0.1), level)
             up.latency_ms = 3 + rng.random() * 4
+            if args.extras:  # fields some pipelines add (set here whether or not they exist)
+                up.speech = 0.5 + 0.5 * math.sin(t / 11)
+                up.loudness_m, up.loudness_s = level + 3 + rng.gauss(0, 1), level + 3
+                up.tags = {"strings": 0.8, "piano": 0.35, "percussion": 0.1}
+                up.hint = "silence: below -70 dBFS" if level < -70 else None
             stats.latency_ms, stats.level_db, stats.updates = up.latency_ms, level, k + 1
             stats.overflows += rng.random() < 0.01
             stats.zmq_dropped += 3 * (rng.random() < 0.005)

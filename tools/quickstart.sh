@@ -4,11 +4,36 @@
 #   bash tools/quickstart.sh test       # set up, then run the test suite
 #   bash tools/quickstart.sh demo ...   # any moodtrack subcommand and options
 # Set-up is idempotent: Debian packages (PortAudio, libsndfile, venv), a virtual
-# environment in .venv, and the package with its test extras. Re-runs skip what is done.
+# environment in .venv, and the package with its test extras at the versions pinned in
+# constraints.txt (MOODTRACK_UNPINNED=1: the newest versions pip resolves instead).
+# Re-runs skip what is done. One line per step; what the installers print goes to
+# .venv/quickstart.log, whose tail is shown when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+LOG=".venv/quickstart.log"
+mkdir -p .venv
+: > "$LOG"
+
+# step "what it does" command...: one progress line; the command's output goes to the log.
+step() {
+  local what="$1"; shift
+  local t0=$SECONDS
+  printf 'quickstart: %s ... ' "$what" >&2
+  echo "=== $what: $*" >> "$LOG"
+  if "$@" >> "$LOG" 2>&1; then
+    echo "done ($((SECONDS - t0)) s)" >&2
+  else
+    local rc=$?
+    echo "FAILED (exit $rc)" >&2
+    echo "--- last lines of $LOG:" >&2
+    tail -n 25 "$LOG" >&2
+    echo "--- the whole log: $LOG" >&2
+    return "$rc"
+  fi
+}
+
+APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils liblo-tools)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -21,21 +46,26 @@ fi
 need_apt=($(printf '%s\n' "${need_apt[@]}" | grep -v '^$' || true))
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "quickstart: installing Debian packages: ${need_apt[*]}" >&2
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >&2
+  step "installing Debian packages (${need_apt[*]})" \
+    sh -c "$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ${need_apt[*]}"
 fi
 
 if [ ! -x .venv/bin/python ]; then
-  echo "quickstart: creating .venv" >&2
-  python3 -m venv .venv
+  step "creating the virtual environment .venv" python3 -m venv .venv
+fi
+
+# Pinned (reproducible, what CI uses) unless MOODTRACK_UNPINNED=1 asks for the newest.
+if [ -n "${MOODTRACK_UNPINNED:-}" ]; then
+  pins=(--upgrade --upgrade-strategy eager); which="the newest versions"
+else
+  pins=(-c constraints.txt); which="the versions in constraints.txt"
 fi
 stamp=".venv/.moodtrack-installed"
-want="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)${MOODTRACK_UNPINNED:+-unpinned}"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "quickstart: installing moodtrack and its dependencies into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e ".[test]" >&2
+  step "updating pip" .venv/bin/python -m pip install --upgrade pip
+  step "installing moodtrack and its dependencies into .venv ($which)" \
+    .venv/bin/python -m pip install "${pins[@]}" -e ".[test]"
   echo "$want" > "$stamp"
 fi
 
@@ -44,9 +74,9 @@ case "${1:-}" in
     shift
     # Optional: the Node.js subscriber's test runs when its zeromq package is installed.
     if command -v npm >/dev/null 2>&1 && [ ! -d tools/node-subscriber/node_modules/zeromq ]; then
-      echo "quickstart: installing the Node.js subscriber's packages (tools/node-subscriber)" >&2
-      (cd tools/node-subscriber && npm install --no-audit --no-fund --silent >&2) \
-        || echo "quickstart: npm install failed; the Node.js subscriber test will be skipped" >&2
+      step "installing the Node.js subscriber's packages (tools/node-subscriber)" \
+        sh -c "cd tools/node-subscriber && npm install --no-audit --no-fund" \
+        || echo "quickstart: the Node.js subscriber test will be skipped" >&2
     fi
     exec .venv/bin/python -m pytest -q "$@" ;;
   "")

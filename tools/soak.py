@@ -147,7 +147,7 @@ def soak_analyze(model: Path, seconds: float, work: Path, max_growth: float) -> 
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "analyze", str(rec), "-o", str(out)],
                             cwd=ROOT, env=_env(model), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    csv_out = out / "analyze.csv"
+    csv_out = out / "analyze.flac.csv"
     sampler = RssSampler(proc.pid, lambda: csv_out.exists() and csv_out.stat().st_size > 0)
     sampler.start()
     _, err = proc.communicate()

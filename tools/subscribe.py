@@ -7,14 +7,23 @@ seq, t, wall, valence, arousal, quadrant, mood, confidence, level_db, silence, l
 color ([r, g, b] in 0..1) and color_hex.
 """
 
+import argparse
 import json
 import sys
 
 import zmq
 
-endpoint = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:5556"
+ap = argparse.ArgumentParser(description="Print the mood updates a running moodtrack publishes.")
+ap.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556",
+                help="the publisher's endpoint (default tcp://127.0.0.1:5556)")
+endpoint = ap.parse_args().endpoint
 sock = zmq.Context().socket(zmq.SUB)
-sock.connect(endpoint)                 # the tracker binds; subscribers connect
+try:
+    sock.connect(endpoint)             # the tracker binds; subscribers connect
+except zmq.ZMQError as exc:
+    print(f"subscribe.py: error: cannot connect to {endpoint!r} ({exc}); give an endpoint "
+          "like tcp://127.0.0.1:5556", file=sys.stderr)
+    sys.exit(2)
 sock.setsockopt(zmq.SUBSCRIBE, b"mood")
 print(f"listening on {endpoint} (Ctrl-C to stop)", file=sys.stderr)
 try:
