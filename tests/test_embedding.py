@@ -148,3 +148,33 @@ def test_head_refuses_another_embedding_network(tmp_path):
     onnx.save(m, str(tmp_path / "embedding.onnx"))
     with pytest.raises(MoodtrackError, match="another embedding network"):
         MoodModel(tmp_path / head.name)
+
+
+def test_speech_hold_keeps_the_estimate_while_dialogue_dominates():
+    from realtime.mood import MoodEstimator
+
+    est = MoodEstimator(speech_hold=0.5)
+    a = est.update(1.0, 0.5, 0.5, -20.0, speech=0.1)
+    held = est.update(1.5, -0.5, -0.5, -20.0, speech=0.9)  # a line over the score
+    assert (held.valence, held.arousal, held.mood) == (a.valence, a.arousal, a.mood)
+    moved = est.update(2.0, -0.5, -0.5, -20.0, speech=0.2)
+    assert moved.mood == "melancholic"
+    plain = MoodEstimator()  # off by default
+    plain.update(1.0, 0.5, 0.5, -20.0, speech=0.1)
+    assert plain.update(1.5, -0.5, -0.5, -20.0, speech=0.9).mood == "melancholic"
+
+
+def test_shipped_model_gives_speech_instruments_and_genres(network):
+    model = MoodModel(default_model_path())
+    ex = model.make_extractor(update_hz=2.0)
+    ups = ex.process(_music(6.0))
+    out = model.outputs(ups)
+    assert out.va.shape == (len(ups), 2) and np.isfinite(out.va).all()
+    assert out.speech.shape == (len(ups),) and ((out.speech >= 0) & (out.speech <= 1)).all()
+    names, scores = out.tags["instruments"]
+    assert {"piano", "strings", "guitar", "drums", "synth", "vocals", "choir", "woodwinds"} <= set(names)
+    assert scores.shape == (len(ups), len(names))
+    gnames, gscores = out.tags["genres"]
+    assert {"jazz", "electronic", "hip-hop", "country", "folk", "blues", "reggae", "latin", "classical",
+            "r&b/soul"} <= set(gnames)
+    assert gscores.shape == (len(ups), len(gnames)) and ((gscores >= 0) & (gscores <= 1)).all()

@@ -134,3 +134,65 @@ def load_vgmidi_emb(data, cache, network, *, soundfonts=("fluidr3",), span_s=2.0
             if verbose:
                 print(f"vgmidi/{sf_name}/{variant}: done", file=sys.stderr, flush=True)
     return clips
+
+
+# ----------------------------------------------------------------------- precompute
+_NET = None
+
+
+def _init_worker(path):
+    global _NET
+    from realtime.embedding import EmbeddingNetwork
+
+    _NET = EmbeddingNetwork(path)
+
+
+def _one(task):
+    cache, dataset, variant, key, path = task
+    cached(Path(cache), _NET, dataset, variant, key, lambda: load_16k(path))
+    return key
+
+
+def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "aug2"),
+               soundfonts=("fluidr3", "musescore", "timgm"), invariance=True, log=print):
+    """Extract every clip the heads and the figures need, in ``jobs`` processes."""
+    from multiprocessing import get_context
+
+    from tools.datasets import holdout_group
+    from tools.render_vgmidi import rendered_path
+
+    df = load_4q_labels(data)
+    tasks = []
+    variants = list(q4_variants)
+    if invariance:
+        from tools.evaluate import INVARIANCE_VARIANTS
+
+        variants += [v for v in INVARIANCE_VARIANTS]
+    for v in variants:
+        for r in df.itertuples(index=False):
+            if v in q4_variants or holdout_group(str(r.artist), "4q"):
+                tasks.append((str(cache), "4q", v, r.song, str(Path(data) / "4q" / "audio" / f"{r.song}.ogg")))
+    for sf_name in soundfonts:
+        for pid in load_vgmidi_annotations(data):
+            wav = rendered_path(cache, sf_name, pid)
+            if wav.is_file():
+                tasks.append((str(cache), f"vgmidi-{sf_name}", "orig", pid, str(wav)))
+    log(f"{len(tasks)} clips to extract")
+    with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(str(embedding),)) as pool:
+        for i, _ in enumerate(pool.imap_unordered(_one, tasks, chunksize=8)):
+            if (i + 1) % 200 == 0:
+                log(f"  extracted {i + 1}/{len(tasks)}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA
+
+    ap = argparse.ArgumentParser(description="extract every clip through the embedding network (cached)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--embedding", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "embedding.onnx")
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    precompute(a.data, a.cache, a.embedding, jobs=a.jobs, log=lambda s: print(s, file=sys.stderr, flush=True))

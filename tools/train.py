@@ -87,8 +87,16 @@ def embedding_spec(embedding: Path, config: dict) -> dict[str, str]:
 
     net = EmbeddingNetwork(embedding)
     ex = EmbeddingExtractor(net, pools=tuple(x for x in config["pools"].split(",") if x))
-    return {**ex.spec(), "embedding_model": Path(embedding).name,
+    spec = {**ex.spec(), "embedding_model": Path(embedding).name,
             "sample_rate": str(net.front_end["sample_rate"])}
+    tags = Path(embedding).with_name("tags.onnx")
+    if tags.is_file():  # the genre head, if trained on this embedding network
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(tags)).metadata_props}
+        if meta.get("embedding_sha") == net.sha:
+            spec["tags_model"] = tags.name
+    return spec
 
 
 def main(argv=None) -> int:
