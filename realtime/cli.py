@@ -413,6 +413,7 @@ class _StateLog:
         self.enabled = enabled
         self.state = "ok"
         self.csv_error = ""
+        self.hint = ""
 
     def check(self) -> None:
         s = self.stats
@@ -430,6 +431,9 @@ class _StateLog:
         if self.enabled and s.csv_error and s.csv_error != self.csv_error:
             print(f"moodtrack: {s.csv_error}", file=sys.stderr, flush=True)
         self.csv_error = s.csv_error
+        if self.enabled and s.input_hint and s.input_hint != self.hint:
+            print(f"moodtrack: {s.input_hint}", file=sys.stderr, flush=True)
+        self.hint = s.input_hint
 
 
 def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) -> int:
@@ -462,8 +466,14 @@ def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) ->
             thread.start()
             watch = _StateLog(stats, enabled=not any(type(s).__name__ == "Dashboard"
                                                      for s in sinks))
+            from realtime.sources import MicSource
+            from realtime.stats import DigitalSilenceWatch
+
+            silence = DigitalSilenceWatch(stats) if isinstance(source, MicSource) else None
             while thread.is_alive() and not stop.is_set():
                 thread.join(0.1)
+                if silence is not None:
+                    silence.check()
                 watch.check()
             thread.join(STOP_GRACE_S)
         finally:

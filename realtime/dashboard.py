@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import textwrap
 import threading
 from bisect import bisect_right
 from collections import Counter, deque
@@ -452,6 +453,10 @@ def frame_lines(snapshot: Snapshot) -> list[Line]:
                 "lost": "input device lost, reconnecting"}.get(state, state)
         lines.append(fit([(f" ⚠ INPUT {state.upper()}: {what} ".ljust(snapshot.width - 1),
                            "bold reverse red")], snapshot.width))
+    elif snapshot.stats.get("input_hint"):  # e.g. digital silence: which device, what to do
+        for row in textwrap.wrap(f"⚠ {snapshot.stats['input_hint']}", snapshot.width - 3)[:3]:
+            lines.append(fit([(f" {row} ".ljust(snapshot.width - 1), "bold reverse yellow")],
+                             snapshot.width))
     plane = plane_lines(snapshot.history, cols, rows)
     info = info_lines(snapshot, info_w)
     blank = [(" " * (cols + 2), "")]

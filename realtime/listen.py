@@ -62,11 +62,26 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
             raise
         raise MoodtrackError(f"cannot listen to {endpoint}: {e}; give an address like "
                              "tcp://127.0.0.1:5556") from e
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
     received, last_seq = 0, None
     try:
         while count is None or received < count:
             wait_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
-            if not sock.poll(wait_ms):
+            ready = dict(poller.poll(wait_ms))
+            if monitor in ready and sock not in ready:
+                # A refused key is final (ZeroMQ does not retry it); another failed
+                # handshake before any message means the two ends do not match.
+                why = _refused(monitor, endpoint, keys, client, first=received == 0)
+                if why:
+                    print(f"moodtrack listen: {why}", file=sys.stderr)
+                    return 1
+                continue
+            if sock not in ready:
                 hint = ("" if keys else "; a publisher started with --zmq-keys is encrypted "
                         "and sends nothing without keys: pass --keys DIR (from 'moodtrack keys')")
                 print(f"moodtrack listen: no message from {endpoint} in {timeout_s:g} s "
@@ -89,5 +104,28 @@ def listen(endpoint: str = DEFAULT_ENDPOINT, *, count: int | None = None,
     except KeyboardInterrupt:
         return 0
     finally:
+        sock.disable_monitor()
+        monitor.close(0)
         sock.close(0)
         ctx.term()
+
+
+def _refused(monitor, endpoint: str, keys, client: str, *, first: bool) -> str:
+    """Why the publisher at ``endpoint`` refused the handshake (a monitor event waits), or
+    "" when it does not settle it: a handshake that failed otherwise than on the key
+    after messages came (``first`` False)."""
+    import zmq
+    from zmq.utils.monitor import recv_monitor_message
+
+    event = recv_monitor_message(monitor)["event"]
+    if event != zmq.EVENT_HANDSHAKE_FAILED_AUTH and not first:
+        return ""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"{endpoint} refused client '{client}' (keys in {keys}): its public key is not "
+                "in the publisher's authorized_clients/ folder (any more), or server.key is "
+                "not that publisher's")
+    if not keys:
+        return (f"{endpoint} is encrypted (started with --zmq-keys): pass --keys DIR with the "
+                "folder from 'moodtrack keys'")
+    return (f"{endpoint} refused the encrypted handshake: it is not encrypted (drop --keys), "
+            f"or its server key is not {keys}/server.key")

@@ -89,7 +89,9 @@ Security
 --------
 With ``keys=DIR`` (from ``moodtrack keys DIR``) the socket is a CURVE server: traffic is
 encrypted and only clients whose public key is in ``DIR/authorized_clients/`` may
-connect (any client that knows the server's public key when that folder is empty).
+connect (any client that knows the server's public key when that folder is empty at
+start). Keys added to or removed from that folder take effect within about
+:data:`KEYS_POLL_S` seconds while the publisher runs: a removed key's subscriber is cut off.
 
 The send high-water mark is small: a subscriber that does not keep up loses messages
 (it sees a ``seq`` gap) without delaying the tracker or the other subscribers.
@@ -197,6 +199,7 @@ def status_record(stats: PipelineStats, *, seq: int, last: MoodUpdate | None,
         "reconnects": int(stats.reconnects),
         "nonfinite_samples": int(stats.nonfinite_samples),
         "csv_error": stats.csv_error or None,
+        "input_hint": stats.input_hint or None,
     }
 
 
@@ -328,6 +331,62 @@ def _is_loopback(endpoint: str) -> bool:
 
 SERVER_SECRET = "server.key_secret"
 AUTHORIZED_DIR = "authorized_clients"
+#: Seconds between looks at the authorized-clients folder for keys added or removed.
+KEYS_POLL_S = 1.0
+
+
+class _AuthorizedClients:
+    """The CURVE clients a publisher admits (its ZAP callback): the public keys in
+    ``folder/*.key``, reread when the folder changes.
+
+    An empty or missing folder at start admits any client that knows the server key;
+    once keys were there, emptying it admits nobody.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._seen: object = None
+        self.keys: frozenset[bytes] | None = None  # None: any client
+        self.reload(report=False)
+
+    def _signature(self) -> tuple:
+        with contextlib.suppress(OSError):
+            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                                for p in self.folder.glob("*.key")))
+        return ()
+
+    def reload(self, *, report: bool = True) -> bool:
+        """Reread the keys if the folder changed (``report``: say so on stderr); True when
+        a client admitted before may no longer be (connected ones must authenticate again)."""
+        import zmq.auth
+
+        sig = self._signature()
+        if sig == self._seen:
+            return False
+        self._seen = sig
+        try:
+            keys = frozenset(zmq.auth.load_certificates(str(self.folder))) if sig else frozenset()
+        except (OSError, ValueError) as e:
+            print(f"moodtrack: warning: cannot read the authorized client keys in {self.folder} "
+                  f"({e}); keeping the previous ones", file=sys.stderr)
+            return False
+        old = self.keys
+        if old is None and not keys:
+            return False  # still no keys: any client
+        self.keys = keys
+        revoked = old is None or bool(old - keys)
+        if report:
+            before = old or frozenset()
+            print(f"moodtrack: ZeroMQ: {len(keys)} authorized client key(s) in {self.folder} "
+                  f"now ({len(keys - before)} added, {len(before - keys)} removed)"
+                  + ("; nobody may subscribe until a key is added" if not keys else "")
+                  + ("; connected subscribers authenticate again" if revoked else ""),
+                  file=sys.stderr)
+        return revoked
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        keys = self.keys
+        return keys is None or key in keys
 
 
 class ZmqSink:
@@ -388,6 +447,11 @@ class ZmqSink:
         self._tags_seq = 0
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
+        self._keys_thread: threading.Thread | None = None
+        if self._auth is not None:
+            self._keys_thread = threading.Thread(target=self._watch_keys, name="zmq-keys",
+                                                 daemon=True)
+            self._keys_thread.start()
         if not _is_loopback(self.endpoint) and not keys:
             print(f"moodtrack: warning: publishing on {self.endpoint}, reachable from other "
                   "machines, unencrypted and open to anyone; use tcp://127.0.0.1:PORT to keep "
@@ -410,16 +474,37 @@ class ZmqSink:
                                  f"'moodtrack keys {keys}'")
         if not self._zmq.has("curve"):
             raise MoodtrackError("this libzmq has no CURVE support: --zmq-keys is unavailable")
-        authorized = keys / AUTHORIZED_DIR
+        self._authorized = _AuthorizedClients(keys / AUTHORIZED_DIR)
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
-        if authorized.is_dir() and any(authorized.glob("*.key")):
-            self._auth.configure_curve(domain="*", location=str(authorized))
-        else:
-            self._auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+        self._auth.configure_curve_callback(domain="*", credentials_provider=self._authorized)
         self._sock.curve_secretkey = private
         self._sock.curve_publickey = public
         self._sock.curve_server = True
+
+    def _watch_keys(self) -> None:
+        """Applies keys added to or removed from the authorized folder while running: the
+        authenticator admits the new set at once, and when a key went away every
+        connection is dropped (unbind, bind again) so that subscribers reconnect and
+        authenticate again; the revoked ones are then refused."""
+        zmq = self._zmq
+        while not self._stop.wait(KEYS_POLL_S):
+            if not self._authorized.reload():
+                continue
+            with self._lock:
+                if self._closed:
+                    return
+                self._sock.unbind(self.endpoint)
+                for _ in range(40):
+                    try:
+                        self._sock.bind(self.endpoint)
+                        break
+                    except zmq.ZMQError:
+                        time.sleep(0.05)
+                else:
+                    print(f"moodtrack: error: cannot publish on {self.endpoint} again after "
+                          "the authorized keys changed; restart moodtrack", file=sys.stderr)
+                    return
 
     def _frames(self, topic: bytes, record: dict) -> list[bytes]:
         body = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
@@ -495,9 +580,9 @@ class ZmqSink:
 
     def close(self) -> None:
         self._stop.set()
-        thread = self._status_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(2.0)
+        for thread in (self._status_thread, self._keys_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(2.0)
         with self._lock:
             if self._closed:
                 return

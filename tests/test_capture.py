@@ -363,3 +363,36 @@ print(json.dumps(out))
     for case, (rc, err) in res.items():
         assert rc == 2 and "Traceback" not in err, (case, err)
         assert expect[case] in err, (case, err)
+
+
+def test_digital_silence_is_explained_and_clears_when_sound_arrives(pulse, tiny_model_path,
+                                                                     tmp_path):
+    from realtime.stats import DIGITAL_SILENCE_S
+
+    wav = tmp_path / "chord.wav"
+    sf.write(wav, chord(3.0), RATE, subtype="PCM_16")
+    live = Live(pulse, tiny_model_path, tmp_path)
+    try:
+        # Nothing plays into the null sink: its monitor delivers digital zeros.
+        live.wait_for(lambda: len(live.msgs) >= 1, 60, "the first update")
+        t0 = time.monotonic()
+        live.wait_for(_has(live, "no signal"), DIGITAL_SILENCE_S + 10, "'no signal'")
+        said_after = time.monotonic() - t0
+        live.wait_for(lambda: any(m["input_hint"] for m in live.status), 5, "status input_hint")
+        hint = next(m["input_hint"] for m in live.status if m["input_hint"])
+        player = pulse.play(wav)
+        live.wait_for(lambda: any(not m["silence"] for m in live.msgs), 30, "sound")
+        live.wait_for(lambda: live.status[-1]["input_hint"] is None, 5, "the hint to clear")
+        live.wait_for(lambda: player.poll() is not None, 30, "paplay")
+        rc = live.stop()
+    finally:
+        live.proc.kill()
+    assert rc == 0, live.err
+    # (The 10-s rule itself is tested with a fake clock in test_zmq_extras; this subscriber
+    # may have missed the first updates, so only the upper bound is meaningful here.)
+    assert said_after <= DIGITAL_SILENCE_S + 4, said_after
+    line = next(x for x in live.err if "no signal" in x)
+    assert line.startswith("moodtrack: no signal: pulse ") and line.endswith(hint)
+    for what in ("digital silence", "moodtrack devices", "moodtrack live -d DEVICE",
+                 "moodtrack demo"):
+        assert what in hint, hint

@@ -113,7 +113,7 @@ def test_analyze_uses_the_channel_weights_of_the_config(tiny_model_path, tmp_pat
         with open(tmp_path / "o" / name, newline="") as f:
             return [(r["valence"], r["arousal"], r["level_db"]) for r in csv.DictReader(f)]
 
-    assert rows("bus.csv") == rows("score.csv") and len(rows("bus.csv")) == 4
+    assert rows("bus.wav.csv") == rows("score.wav.csv") and len(rows("bus.wav.csv")) == 4
 
 
 def test_a_channel_count_change_within_a_stream_is_an_error(tiny_model_path):

@@ -358,3 +358,13 @@ def test_sparkline_buckets_equal_a_scan_of_the_whole_history():
             if 0 <= k < width:
                 scan[k] = u
         assert spark_buckets(history, width, span) == scan
+
+
+def test_an_input_hint_is_shown_above_the_plane():
+    hint = ("no signal: Scarlett 2i2 has delivered digital silence (below -90 dBFS) for 10 s: "
+            "nothing plays into it; list inputs with 'moodtrack devices'")
+    lines = text_of(snap([make_update(0)], width=200, input_hint=hint))
+    assert lines[0].strip() == f"⚠ {hint}"
+    narrow = text_of(snap([make_update(0)], width=80, input_hint=hint))  # wrapped, not cut
+    assert " ".join(line.strip() for line in narrow[:2]) == f"⚠ {hint}"
+    assert not any("no signal" in line for line in text_of(snap([make_update(0)], width=200)))
