@@ -173,9 +173,10 @@ class Pipeline:
         feats = self.extractor.process(mono)
         if not feats:
             return []
-        outputs = getattr(self.model, "outputs", None)
-        res = (outputs(feats) if outputs is not None
-               else ModelOutput.of(self.model.predict(np.stack([f.features for f in feats]))))
+        if getattr(self.model, "uses_embedding", False):  # speech and tags come with it
+            res = self.model.outputs(feats)
+        else:
+            res = ModelOutput.of(self.model.predict(np.stack([f.features for f in feats])))
         latency_ms = (time.monotonic() - arrival) * 1000.0
         out = []
         for i, f in enumerate(feats):

@@ -139,4 +139,4 @@ def test_embedding_head_train_export_and_pipeline(tmp_path):
     assert [u.t for u in got] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
     assert all(0.0 <= u.speech <= 1.0 for u in got)
     tagged = [u for u in got if u.tags]
-    assert tagged and "piano" in [name for name, _ in tagged[0]["instruments"]]
+    assert tagged and "piano" in [name for name, _ in tagged[0].tags["instruments"]]

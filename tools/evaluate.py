@@ -291,7 +291,7 @@ def latency_ms(model_path, n: int = 2000) -> dict:
     from realtime.model import MoodModel
 
     m = MoodModel(model_path)
-    x = np.random.default_rng(0).standard_normal((1, len(m.metadata["feature_names"].split(",")))).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, m.n_inputs())).astype(np.float32)
     for _ in range(50):
         m.predict(x)
     ts = []
@@ -303,8 +303,6 @@ def latency_ms(model_path, n: int = 2000) -> dict:
     return {"median_ms": float(np.median(ts)), "p99_ms": float(np.percentile(ts, 99))}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 def final_invariance(clips, config, args, *, log=print):
@@ -392,3 +390,7 @@ def invariance(model, scale, data, cache, network, pools, groups, *, variants=IN
         log(f"  invariance {v}: agreement {out[v]['agreement']:.3f} |dV| {out[v]['mean_abs_dv']:.3f} "
             f"|dA| {out[v]['mean_abs_da']:.3f}")
     return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,7 +16,7 @@ from tools.datasets import QUADRANT_SIGNS, Clip, measure_of
 DEFAULT_CONFIG = {
     "features": "emb",  # "emb" (the embedding network's pools), "hand" (mt-feat-4) or "both"
     "pools": "ctx_mean,short_rel",
-    "model": "ridge30",
+    "model": "ridge300",
     "q4_target": "blend",
     "share_4q": 0.5,  # share of the total sample weight given to 4Q (rest: VGMIDI)
     "stride": 4,  # train on every stride-th window (2 Hz updates -> 2 s apart)
