@@ -95,11 +95,9 @@ class Option:
 
 
 def _osc_targets(values: list[str]) -> list[str]:
-    from realtime.osc import parse_target
+    from realtime.osc import check_targets
 
-    for v in values:
-        parse_target(v)
-    return list(values)
+    return check_targets(values)
 
 
 def _channel_weights(table: dict) -> dict:
