@@ -79,6 +79,11 @@ class FileResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def warning(self) -> str | None:
+        """Why a file that was analysed is not whole (``"truncated: ..."``), or None."""
+        return (self.summary or {}).get("warning")
+
 
 # ------------------------------------------------------------------------ per-file work
 _models: dict = {}
@@ -125,6 +130,8 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
                      lambda n: on_block(n / src.sample_rate))
         duration = pipeline.frames_in / src.sample_rate
         said = src.decoder_messages
+        whole = o.seconds is None or pipeline.frames_in < round(o.seconds * src.sample_rate)
+        warning = src.truncation() if whole else None
     tl = Timeline.from_updates(updates, name=path.name)
     plot = None
     if o.plot_format:
@@ -134,6 +141,8 @@ def _analyze(path: Path, o: AnalyzeOptions, on_block) -> FileResult:
     summary = {**summarize(tl, duration_s=duration), **clip_tags(u.tags for u in updates)}
     if said:  # damaged frames the decoder skipped: in summary.json, not on the terminal
         summary["decoder_messages"] = said
+    if warning:
+        summary["warning"] = warning
     return FileResult(str(path), updates, duration, summary, plot)
 
 
@@ -157,6 +166,16 @@ def run_serial(inputs: list[Path], *, options: AnalyzeOptions,
         yield i, analyze_file(p, options=options, on_block=advance)
 
 
+def worker_count(requested: int | None) -> tuple[int, str | None]:
+    """Worker processes for ``--jobs requested`` (None: one per core) and a note when the
+    request was lowered to the cores available."""
+    cores = available_cores()
+    if requested is None or requested <= cores:
+        return requested or cores, None
+    return cores, (f"--jobs {requested} lowered to {cores}, the cores this process may use "
+                   "(more workers than cores only add memory)")
+
+
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity; all cores where that is unknown):
     the default number of ``analyze`` worker processes."""
@@ -166,11 +185,40 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker(model: str) -> None:
-    """Process-pool initializer: one thread per worker for numerical code; the model.
-    Ctrl-C is the parent's to handle (it stops the workers)."""
+#: Seconds between a worker's checks that its parent still lives.
+PARENT_POLL_S = 0.5
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` is no longer its parent, whatever killed
+    it: the kernel's parent-death signal where there is one (Linux), and a watcher thread
+    polling the parent's pid every :data:`PARENT_POLL_S` everywhere."""
     import signal
 
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # died before we could ask
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(model: str, parent_pid: int | None = None) -> None:
+    """Process-pool initializer: exit with the parent; one thread per worker for numerical
+    code; the model. Ctrl-C is the parent's to handle (it stops the workers)."""
+    import signal
+
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
@@ -186,7 +234,8 @@ def run_processes(inputs: list[Path], *, options: AnalyzeOptions, jobs: int,
 
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(inputs)),
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(options.model,))
+                               initializer=_init_worker,
+                               initargs=(options.model, os.getpid()))
     try:
         pending = {pool.submit(analyze_file, str(p), options=options): i
                    for i, p in enumerate(inputs)}
@@ -309,12 +358,14 @@ def write_outputs(result: FileResult, csv_path: Path, *, plot_path: Path | None,
                                  ) from None
 
 
-def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
+def write_run_summary(out_dir: Path, entries: list[dict], *,
+                      skipped: list[dict] = ()) -> tuple[Path, Path]:
     """``out_dir/summary.csv`` (one row per file) and ``out_dir/summary.json`` (everything),
     each replaced only when whole.
 
     ``entries``: per input, ``{"file", "timeline", "plot", "error", "summary"}``; names that
-    are not UTF-8 are written with ``\\xNN`` escapes.
+    are not UTF-8 are written with ``\\xNN`` escapes. ``skipped``: ``{"path", "why"}`` of
+    what the run did not read (in the JSON).
     """
     import io
 
@@ -338,7 +389,8 @@ def write_run_summary(out_dir: Path, entries: list[dict]) -> tuple[Path, Path]:
                                       if k != "timeline"}} for e in entries]
     try:
         atomic_write(csv_path, buf.getvalue().encode("utf-8"))
-        atomic_write(json_path, (json.dumps({"files": files}, indent=1, allow_nan=False)
+        atomic_write(json_path, (json.dumps({"files": files, "skipped": list(skipped)},
+                                            indent=1, allow_nan=False)
                                  + "\n").encode("utf-8"))
     except OSError as exc:
         raise MoodtrackError(f"cannot write the run summary in {display(out_dir)}: "

@@ -278,9 +278,14 @@ def _load_model(cfg: cfgmod.Config):
     return MoodModel(cfg["analysis"]["model"] or None)
 
 
+#: Longest --seconds (a year): beyond it a sample count overflows, and nobody waits that long.
+MAX_SECONDS = 366 * 86400.0
+
+
 def _check_seconds(seconds: float | None) -> None:
-    if seconds is not None and not seconds > 0:
-        raise MoodtrackError(f"--seconds {seconds:g} must be a positive number of seconds")
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:  # False for NaN
+        raise MoodtrackError(f"--seconds {seconds:g} is invalid: it must be a number of seconds "
+                             f"in (0, {MAX_SECONDS:.0f}] (a year)")
 
 
 def cmd_live(args, cfg) -> int:
@@ -481,6 +486,11 @@ def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) ->
             _close_all(sinks)
     if thread.error is not None:
         raise thread.error
+    truncation = getattr(source, "truncation", None)
+    why = truncation() if truncation is not None and not stop.is_set() and (
+        seconds is None or pipeline.frames_in < round(seconds * source.sample_rate)) else None
+    if why:
+        print(f"moodtrack: warning: {source.name}: {why}", file=sys.stderr)
     print(f"moodtrack: stopped after {pipeline.frames_in / source.sample_rate:.1f} s of audio, "
           f"{stats.updates} updates; {stats.dropped_blocks} dropped blocks, "
           f"{stats.overflows} overflows", file=sys.stderr)
@@ -488,18 +498,50 @@ def _run_live(source, model, cfg, *, stats, seconds, overwrite: bool = False) ->
 
 
 # ------------------------------------------------------------------------------ analyze
-def collect_inputs(paths: list[str]) -> list[Path]:
+def collect_inputs(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str, bool]]]:
     """Files as given, and the audio files under directories (recursively, sorted); each
-    file once."""
+    file once. Also what was skipped, each as ``(path, why, failed)``: ``failed`` when it
+    may hold audio that was not read (a folder that cannot be listed)."""
+    from realtime.sources import file_kind
+
     out: list[Path] = []
+    skipped: list[tuple[Path, str, bool]] = []
+
+    def walk(folder: Path) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((folder, f"cannot list this folder: {exc.strerror or exc}", True))
+            return
+        for e in entries:
+            p = folder / e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    walk(p)
+                elif e.is_symlink() and e.is_dir():
+                    skipped.append((p, "a link to a folder, not followed (give it as a PATH of "
+                                       "its own to analyse it)", False))
+                elif Path(e.name).suffix.lower() not in AUDIO_EXTENSIONS:
+                    continue
+                elif e.is_file():
+                    out.append(p)
+                elif not os.path.exists(p):
+                    skipped.append((p, "a broken link", False))
+                else:
+                    skipped.append((p, f"{file_kind(os.stat(p).st_mode)}, not a regular file",
+                                    False))
+            except OSError as exc:
+                skipped.append((p, exc.strerror or str(exc), True))
+
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*")
-                          if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            walk(p)
         else:
-            out.append(p)  # a missing file is reported when it is opened
+            out.append(p)  # a missing or odd file is reported when it is opened
     seen: set[str] = set()
-    return [f for f in out if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
+    files = [f for f in out if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
+    return files, skipped
 
 
 def _total_seconds(inputs: list[Path], seconds: float | None) -> float:
@@ -508,9 +550,11 @@ def _total_seconds(inputs: list[Path], seconds: float | None) -> float:
 
     import soundfile as sf
 
+    from realtime.sources import decoder_messages
+
     total = 0.0
     for f in inputs:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), decoder_messages([]):  # no decoder chatter
             if stat.S_ISREG(os.stat(f).st_mode):  # a FIFO would block here
                 total += min(sf.info(os.fsencode(f)).duration, seconds or float("inf"))
     return total
@@ -523,7 +567,9 @@ def cmd_analyze(args, cfg) -> int:
     _check_seconds(args.seconds)
     if args.jobs is not None and args.jobs < 1:
         raise MoodtrackError(f"--jobs {args.jobs} must be at least 1")
-    inputs = collect_inputs(args.paths)
+    inputs, skipped = collect_inputs(args.paths)
+    for p, why, _ in skipped:
+        print(f"moodtrack analyze: skipped {outmod.display(p)}: {why}", file=sys.stderr)
     if not inputs:
         raise MoodtrackError(f"no audio files found in {' '.join(args.paths)} (looked for "
                              f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
@@ -572,17 +618,25 @@ def cmd_analyze(args, cfg) -> int:
             elif e.get("state") == "failed":
                 entries.append({"file": e["input"], "timeline": None, "plot": None,
                                 "error": e["error"], "summary": None})
-        summary_csv, _ = batch.write_run_summary(out_dir, entries)
+        summary_csv, _ = batch.write_run_summary(
+            out_dir, entries, skipped=[{"path": outmod.display(p), "why": why}
+                                       for p, why, _ in skipped])
     finally:
         manifest.close()
     print(f"moodtrack analyze: summary of {len(entries)} file(s) in {summary_csv} and "
           f"{summary_csv.with_suffix('.json')}", file=sys.stderr)
-    if failed:
-        print(f"moodtrack analyze: {len(failed)} of {len(todo)} file(s) failed:", file=sys.stderr)
-        for f, why in failed:
-            print(f"  {outmod.display(f)}: {why}", file=sys.stderr)
-        return 1
-    return 0
+    truncated = [(f, why) for f, why in failed if why.startswith("truncated")]
+    failed = [(f, why) for f, why in failed if not why.startswith("truncated")]
+    unread = [(p, why) for p, why, bad in skipped if bad]
+    for what, items in ((f"{len(failed)} of {len(todo)} file(s) failed", failed),
+                        (f"{len(truncated)} file(s) truncated (analysed up to the damage)",
+                         truncated),
+                        (f"{len(unread)} folder(s) or file(s) could not be read", unread)):
+        if items:
+            print(f"moodtrack analyze: {what}:", file=sys.stderr)
+            for f, why in items:
+                print(f"  {outmod.display(f)}: {why}", file=sys.stderr)
+    return 1 if failed or truncated or unread else 0
 
 
 def _plan_resume(inputs, names, plots, keys, manifest, out_dir, *, overwrite) -> list[int]:
@@ -648,7 +702,7 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
         runner = iter(())
     elif args.dask:  # connects now: an unreachable scheduler stops the run before the bar
         runner = batch.run_dask(work, options=options, address=args.dask, advance=advance)
-    elif (jobs := args.jobs or batch.available_cores()) > 1 and len(work) > 1:
+    elif (jobs := _jobs(args.jobs)) > 1 and len(work) > 1:
         runner = batch.run_processes(work, options=options, jobs=jobs, advance=advance)
     else:
         runner = batch.run_serial(work, options=options, advance=advance)
@@ -671,9 +725,13 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
                                    "plot": None if plot is None else str(plot),
                                    "timeline_bytes": csv_path.stat().st_size,
                                    "summary": res.summary})
-                progress.console.print(f"[green]ok[/] {escape(display(f))} -> "
-                                       f"{escape(display(csv_path))} ({len(res.updates)} "
-                                       "updates)", highlight=False)
+                if res.warning:
+                    failed.append((f, res.warning))
+                progress.console.print(
+                    ("[yellow]warning[/]" if res.warning else "[green]ok[/]")
+                    + f" {escape(display(f))} -> {escape(display(csv_path))} "
+                      f"({len(res.updates)} updates"
+                    + (f"; {escape(res.warning)})" if res.warning else ")"), highlight=False)
             else:
                 _record(manifest, {**base, "state": "failed", "error": error})
                 failed.append((f, error))
@@ -682,6 +740,16 @@ def _analyze_files(args, options, inputs, todo, names, plots, keys, manifest, ou
             progress.update(task, description=escape(display(f.name)[-40:]),
                             files=f"{done}/{len(work)} files")
     return failed
+
+
+def _jobs(requested: int | None) -> int:
+    """Worker processes to use; a request beyond the cores is lowered, with a note."""
+    from realtime.batch import worker_count
+
+    jobs, note = worker_count(requested)
+    if note:
+        print(f"moodtrack analyze: {note}", file=sys.stderr)
+    return jobs
 
 
 def _record(manifest, entry: dict) -> None:

@@ -24,6 +24,8 @@ from realtime.resources import shipped_dir
 #: The shipped presets (``configs/`` of the source tree, ``realtime.configs`` installed).
 CONFIG_DIR = shipped_dir("configs")
 MAX_UPDATE_HZ = 20.0
+#: Largest config file read (a config is a few hundred bytes; this bounds the OSC map too).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,9 @@ class Option:
 
 
 def _osc_targets(values: list[str]) -> list[str]:
-    from realtime.osc import parse_target
+    from realtime.osc import check_targets
 
-    for v in values:
-        parse_target(v)
-    return list(values)
+    return check_targets(values)
 
 
 def _channel_weights(table: dict) -> dict:
@@ -210,11 +210,22 @@ def read_config(path: str | Path) -> Config:
     path = find_config(path)
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise MoodtrackError(f"config file {path} is not valid TOML: {exc}") from None
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise MoodtrackError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise MoodtrackError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: "
+                             "is it a config file?")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is allowed
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise MoodtrackError(f"config file {path} is not UTF-8 text (byte {exc.start}, line "
+                             f"{line}): save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MoodtrackError(f"config file {path} is not valid TOML: {exc}") from None
     return validate(data, where=f"config file {path}")
 
 

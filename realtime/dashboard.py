@@ -323,25 +323,50 @@ def _labelled(label: str, *rest: Segment, style: str = "grey62") -> Line:
     return [(f"{label:<{LABEL_W - 1}} ", style), *rest]
 
 
-def _extra_section(latest: MoodUpdate | None, width: int) -> list[Line]:
-    """Lines for what only some pipelines give (each shown when present, None = not):
-    the share of speech, and tags. One line per field: add a field here."""
-    if latest is None:
+#: Updates searched back for the last one with tags (they come about once a second).
+TAGS_LOOKBACK = 100
+#: Tags shown per group.
+TAGS_SHOWN = 3
+
+
+def _latest_tags(history: tuple[MoodUpdate, ...]) -> dict | None:
+    """The ``tags`` of the last update that has them, among the last TAGS_LOOKBACK."""
+    for u in reversed(history[-TAGS_LOOKBACK:]):
+        tags = getattr(u, "tags", None)
+        if tags:
+            return tags
+    return None
+
+
+def _tag_pairs(tags) -> list[list[tuple[str, float]]]:
+    """Groups of (name, score) pairs, highest first, from ``{group: [[name, score], ...]}``
+    (or a plain ``{name: score}``)."""
+    groups = tags.values() if all(isinstance(v, (list, tuple)) for v in tags.values()) \
+        else [list(tags.items())]
+    out = []
+    for pairs in groups:
+        pairs = [(str(n), float(v)) for n, v in pairs]
+        out.append(sorted(pairs, key=lambda p: -p[1])[:TAGS_SHOWN])
+    return [g for g in out if g]
+
+
+def _extra_section(history: tuple[MoodUpdate, ...], width: int) -> list[Line]:
+    """Lines for what only some pipelines give, each shown when present (None = not):
+    the share of speech, and the latest tags. One line per field: add a field here."""
+    if not history:
         return []
-    lines = []
+    latest, lines = history[-1], []
     speech = getattr(latest, "speech", None)
     if speech is not None:
         lines.append(_labelled("speech", *bar(speech, max(10, width - LABEL_W - 5), "grey70"),
                                (f" {speech:4.0%}", "bold")))
-    tags = getattr(latest, "tags", None)
+    tags = _latest_tags(history)
     if tags:
-        items = tags.items()
-        if all(isinstance(v, (int, float)) for _, v in items):
-            items = sorted(items, key=lambda kv: -kv[1])
         line = _labelled("tags")
-        for k, v in items:
-            line += [(f"{k} ", "bold"), (f"{v:.0%}  " if isinstance(v, float) else f"{v}  ",
-                                         "grey62")]
+        for i, group in enumerate(_tag_pairs(tags)):
+            line += [(" · ", "grey42")] if i else []
+            for j, (name, score) in enumerate(group):
+                line += [("  " if j else "", ""), (f"{name} ", "bold"), (f"{score:.0%}", "grey62")]
         lines.append(fit(line, width, ellipsis=True))
     return lines
 
@@ -360,8 +385,7 @@ def _history_section(snapshot: Snapshot, width: int) -> list[Line]:
 
 def _level_section(snapshot: Snapshot, width: int) -> list[Line]:
     """Input level meter with the silence flag: dBFS, or momentary and short-term
-    loudness in LUFS when ``snapshot.level`` is ``"lufs"`` and the update has them;
-    then the update's hint about the input, if any."""
+    loudness in LUFS when ``snapshot.level`` is ``"lufs"`` and the update has them."""
     latest = snapshot.history[-1] if snapshot.history else None
     level_db = latest.level_db if latest is not None else snapshot.stats.get("level_db", -100.0)
     silent = latest is not None and latest.silence
@@ -378,11 +402,7 @@ def _level_section(snapshot: Snapshot, width: int) -> list[Line]:
     else:
         readout = f" {max(level_db, -99.9):5.1f} dBFS"
         meter = level_meter(level_db, max(10, width - 20))
-    lines = [[label, (" " * (LABEL_W - len(label[0])), ""), *meter, (readout, value_style)]]
-    hint = getattr(latest, "hint", None)
-    if hint:
-        lines.append(fit(_labelled("", (str(hint), "grey62 italic")), width, ellipsis=True))
-    return lines
+    return [[label, (" " * (LABEL_W - len(label[0])), ""), *meter, (readout, value_style)]]
 
 
 def _share_section(snapshot: Snapshot, width: int) -> list[Line]:
@@ -401,7 +421,7 @@ def info_lines(snapshot: Snapshot, width: int) -> list[Line]:
     shares, spaced out on tall screens (closer when there are extra lines)."""
     latest = snapshot.history[-1] if snapshot.history else None
     rows = plane_size(snapshot.width, snapshot.height)[1]
-    sections = [_mood_section(latest, width) + _extra_section(latest, width),
+    sections = [_mood_section(latest, width) + _extra_section(snapshot.history, width),
                 _history_section(snapshot, width), _level_section(snapshot, width),
                 _share_section(snapshot, width)]
     content = sum(map(len, sections))
@@ -664,13 +684,19 @@ class Dashboard:
             self._write(self._painter.above(text))
 
     def _draw_loop(self) -> None:
-        shown = None
+        shown, failed = None, False
         while not self._stop.wait(1.0 / self.refresh_hz):
             snap = self.snapshot()
             key = self._shown(snap)
             if key != shown:
                 shown = key
-                self.draw(snap)
+                try:
+                    self.draw(snap)
+                except Exception as exc:  # a bug in a line must not freeze the display silently
+                    if not failed:
+                        failed = True
+                        self.print_above(f"moodtrack: dashboard: cannot draw a frame "
+                                         f"({type(exc).__name__}: {exc}); please report this\n")
 
     def start(self) -> None:
         if self._started or self._closed:

@@ -17,6 +17,7 @@ import numpy as np
 
 from realtime.errors import MoodtrackError
 from realtime.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+from realtime.validate import finite_floats, positive_float, positive_int
 
 #: Metadata keys of a head on the embedding network (see :mod:`realtime.embedding`).
 _EMBEDDING_KEYS = {
@@ -27,11 +28,29 @@ _EMBEDDING_KEYS = {
 #: Metadata keys every model must carry besides the extractor spec.
 REQUIRED_KEYS = ("output_scale", "residual_std", "model_name", "model_version")
 
+#: Longest analysis context a model may ask for, seconds (its buffers are held per stream).
+MAX_CONTEXT_S = 120.0
+
 #: Extractor options a model fixes (the rest, such as the update rate, are the user's).
 _EXTRACTOR_KEYS = {
     "sample_rate": int, "n_fft": int, "hop_length": int, "n_mels": int,
     "context_s": float, "short_context_s": float,
 }
+
+
+def check_extractor_metadata(meta: dict[str, str], where: str) -> dict:
+    """The extractor options in a model's metadata, each range-checked (see
+    :mod:`realtime.validate`): a rate, frame, hop or context no extractor can use is refused
+    when the model loads, naming the key."""
+    rate = positive_int(meta, "sample_rate", where, lo=8000, hi=192000)
+    n_fft = positive_int(meta, "n_fft", where, lo=64, hi=65536)
+    opts = {"sample_rate": rate, "n_fft": n_fft,
+            "hop_length": positive_int(meta, "hop_length", where, hi=n_fft),
+            "n_mels": positive_int(meta, "n_mels", where, hi=512),
+            "context_s": positive_float(meta, "context_s", where, hi=MAX_CONTEXT_S)}
+    opts["short_context_s"] = positive_float(meta, "short_context_s", where,
+                                             hi=opts["context_s"])
+    return opts
 
 
 def default_model_path() -> Path:
@@ -108,15 +127,9 @@ class MoodModel:
         if names != FEATURE_NAMES:
             raise MoodtrackError(f"{where} expects {len(names)} features whose names differ from the "
                                  f"extractor's {len(FEATURE_NAMES)}; retrain the model")
-        try:
-            scale = tuple(float(x) for x in meta["output_scale"].split(","))
-            resid = tuple(float(x) for x in meta["residual_std"].split(","))
-            for k, typ in _EXTRACTOR_KEYS.items():
-                typ(meta[k])
-        except ValueError as exc:
-            raise MoodtrackError(f"{where} has malformed metadata ({exc})") from None
-        if len(scale) != 2 or len(resid) != 2 or min(resid) <= 0:
-            raise MoodtrackError(f"{where}: output_scale and residual_std need two positive values")
+        scale = finite_floats(meta, "output_scale", where, n=2)
+        resid = finite_floats(meta, "residual_std", where, n=2, positive=True)
+        check_extractor_metadata(meta, where)
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
 
     def _check_embedding_head(self, meta: dict[str, str]) -> ModelInfo:
@@ -171,6 +184,21 @@ class MoodModel:
             raise MoodtrackError(
                 f"{where} takes {inputs[0].type} of shape {inputs[0].shape}, but moodtrack feeds "
                 f"{self.n_inputs()} float features: it does not match its metadata; retrain it")
+
+        # One update's worth of zeros: the graph must give one finite (valence, arousal).
+        try:
+            out = np.asarray(self._session.run([self._output], {self._input: np.zeros(
+                (1, len(FEATURE_NAMES)), np.float32)})[0])
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(f"{where} fails on one row of features ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+        if out.size != 2:
+            raise MoodtrackError(f"{where} gives {out.size} values per update, not 2 (valence, "
+                                 "arousal); retrain it with tools/train.py")
+        if not np.all(np.isfinite(out.astype(np.float64))):
+            raise MoodtrackError(f"{where} gives a non-finite output ({out.ravel().tolist()}) for "
+                                 "one row of features: it is broken; restore models/mood.onnx or "
+                                 "retrain it")
 
     def extractor_options(self) -> dict:
         """The extractor options this model was trained with."""

@@ -14,11 +14,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from realtime.errors import MoodtrackError
+
 MOODS = {1: "uplifting", 2: "tense", 3: "melancholic", 4: "calm"}
 SILENCE = "silence"
 #: Display colours (rich names) per mood.
 MOOD_COLOURS = {"uplifting": "yellow", "tense": "red", "melancholic": "blue", "calm": "green",
                 SILENCE: "grey50"}
+
+
+class ModelOutputError(MoodtrackError):
+    """The model gave something that is not a (valence, arousal) pair of finite numbers."""
 
 
 def quadrant_of(valence: float, arousal: float) -> int:
@@ -121,6 +127,11 @@ class MoodEstimator:
         """The estimate for audio ending at ``t`` seconds (``speech``: the update's speech
         value, for ``speech_hold``)."""
         wall = time.time() if wall is None else wall
+        if not (math.isfinite(raw_valence) and math.isfinite(raw_arousal)):
+            raise ModelOutputError(
+                f"the mood model gave a non-finite output (valence {raw_valence}, arousal "
+                f"{raw_arousal}) at {t:.1f} s: it is broken, and no mood is made of it; restore "
+                "models/mood.onnx or pass another --model")
         silent = level_db < self.silence_db
         held = (self.speech_hold > 0 and speech is not None and speech >= self.speech_hold
                 and self._state is not None)

@@ -82,7 +82,8 @@ update, null before the first), ``silence`` (the last update's flag, null before
 first), ``level_db``, ``model``, ``model_version``, ``input_error`` (why the input is
 stalled or lost, null while ok), ``reconnects`` (times a lost input came back),
 ``nonfinite_samples`` (NaN/inf input samples replaced by 0), ``csv_error`` (why the CSV
-timeline stopped, null while it is fine). Subscribe to ``b"status"`` to get it;
+timeline stopped, null while it is fine), ``key_errors`` (malformed authorized client key
+files found while running, each named; skipped). Subscribe to ``b"status"`` to get it;
 ``b"mood"`` subscribers never see it.
 
 Security
@@ -347,6 +348,7 @@ class _AuthorizedClients:
         self.folder = folder
         self._seen: object = None
         self.keys: frozenset[bytes] | None = None  # None: any client
+        self.errors: list[str] = []  # malformed key files, named
         self.reload(report=False)
 
     def _signature(self) -> tuple:
@@ -357,19 +359,24 @@ class _AuthorizedClients:
 
     def reload(self, *, report: bool = True) -> bool:
         """Reread the keys if the folder changed (``report``: say so on stderr); True when
-        a client admitted before may no longer be (connected ones must authenticate again)."""
-        import zmq.auth
-
+        a client admitted before may no longer be (connected ones must authenticate again).
+        A malformed key file is named (stderr, :attr:`errors`, the status topic) and skipped."""
         sig = self._signature()
         if sig == self._seen:
             return False
         self._seen = sig
-        try:
-            keys = frozenset(zmq.auth.load_certificates(str(self.folder))) if sig else frozenset()
-        except (OSError, ValueError) as e:
-            print(f"moodtrack: warning: cannot read the authorized client keys in {self.folder} "
-                  f"({e}); keeping the previous ones", file=sys.stderr)
-            return False
+        found, errors = set(), []
+        for path in sorted(self.folder.glob("*.key")) if sig else ():
+            try:  # a malformed file is named and skipped; the valid keys keep working
+                found.add(check_key_file(path)[0])
+            except MoodtrackError as e:
+                errors.append(str(e))
+        if errors != self.errors:
+            for e in errors:
+                print(f"moodtrack: warning: {e}; skipped (the other keys still work)",
+                      file=sys.stderr)
+        self.errors = errors
+        keys = frozenset(found)
         old = self.keys
         if old is None and not keys:
             return False  # still no keys: any client
@@ -425,6 +432,7 @@ class ZmqSink:
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
         self._sock.setsockopt(zmq.IPV6, int("[" in endpoint))  # tcp://[::1]:5556
         try:
+            check_ipc_free(endpoint)
             if keys:
                 self._secure(Path(keys))
             self._sock.bind(endpoint)
@@ -464,17 +472,15 @@ class ZmqSink:
         from zmq.auth.thread import ThreadAuthenticator
 
         secret = keys / SERVER_SECRET
-        try:
-            public, private = zmq.auth.load_certificate(secret)
-        except (OSError, ValueError) as e:
-            raise MoodtrackError(f"cannot read the server key {secret}: {e}; create keys with "
-                                 f"'moodtrack keys {keys}'") from None
-        if private is None:
-            raise MoodtrackError(f"{secret} holds no secret key; create keys with "
-                                 f"'moodtrack keys {keys}'")
+        public, private = check_key_file(secret, secret=True,
+                                         hint=f"create keys with 'moodtrack keys {keys}'")
         if not self._zmq.has("curve"):
             raise MoodtrackError("this libzmq has no CURVE support: --zmq-keys is unavailable")
-        self._authorized = _AuthorizedClients(keys / AUTHORIZED_DIR)
+        authorized = keys / AUTHORIZED_DIR
+        for client in sorted(authorized.glob("*.key")) if authorized.is_dir() else ():
+            check_key_file(client, hint="remove it, or make it again with 'moodtrack keys "
+                                        f"{keys} --client NAME'")
+        self._authorized = _AuthorizedClients(authorized)
         self._auth = ThreadAuthenticator(self._ctx)
         self._auth.start()
         self._auth.configure_curve_callback(domain="*", credentials_provider=self._authorized)
@@ -533,6 +539,8 @@ class ZmqSink:
                 return
             rec = status_record(self.stats or PipelineStats(), seq=self._status_seq,
                                 last=self._last, model=self.model)
+            authorized = getattr(self, "_authorized", None)
+            rec["key_errors"] = list(authorized.errors) if authorized is not None else []
             self._status_seq += 1
             self._send(self._frames(STATUS_TOPIC, rec))
 
@@ -588,6 +596,69 @@ class ZmqSink:
                 return
             self._closed = True
             self._teardown()
+
+
+def check_ipc_free(endpoint: str) -> None:
+    """For ``ipc://PATH``: a MoodtrackError when a live process listens on PATH (libzmq
+    would silently take the path over) or PATH is something other than a socket (libzmq
+    would delete it); a socket nobody listens on (left by a killed run) is fine."""
+    import socket
+    import stat
+
+    transport, _, path = endpoint.partition("://")
+    if transport != "ipc" or not path or path.startswith("@"):  # @: abstract, no file
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise MoodtrackError(f"cannot publish on {endpoint}: {e.strerror or e}") from None
+    if not stat.S_ISSOCK(mode):
+        raise MoodtrackError(f"cannot publish on {endpoint}: {path} exists and is not a socket "
+                             "(binding would delete it); choose another path with --zmq")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nobody listens: a stale socket file
+    finally:
+        probe.close()
+    raise MoodtrackError(f"cannot publish on {endpoint}: address already in use (another "
+                         "moodtrack?); pick another address with --zmq ENDPOINT, or turn "
+                         "publishing off with --no-zmq")
+
+
+def check_key_file(path: str | Path, *, secret: bool = False, hint: str = "") -> tuple:
+    """``(public, secret)`` keys (Z85 bytes; ``secret`` None unless asked for) of a CURVE
+    key file written by ``moodtrack keys`` (or ``zmq.auth``); a MoodtrackError naming the
+    file when it cannot be read, is not a key file, or a key is not 40 Z85 characters
+    (32 bytes). ``hint`` says what to do."""
+    import zmq.auth
+    from zmq.utils import z85
+
+    def bad(why: str):
+        return MoodtrackError(f"CURVE key file {path} {why}" + (f"; {hint}" if hint else ""))
+
+    try:
+        public, private = zmq.auth.load_certificate(path)
+    except OSError as e:
+        raise bad(f"cannot be read: {e.strerror or e}") from None
+    except Exception as e:  # pyzmq raises ValueError, and others on garbage
+        raise bad(f"is not a key file ({type(e).__name__}: {e})") from None
+    if secret and private is None:
+        raise bad("holds no secret key")
+    for what, key in (("public", public), ("secret", private if secret else None)):
+        if key is None and what == "secret":
+            continue
+        try:
+            ok = key is not None and len(key) == 40 and len(z85.decode(key)) == 32
+        except Exception:
+            ok = False
+        if not ok:
+            raise bad(f"holds a malformed {what} key (a CURVE key is 40 Z85 characters)")
+    return public, private if secret else None
 
 
 def generate_keys(folder: str | Path, *, client: str = "client") -> dict[str, Path]:

@@ -44,6 +44,10 @@ BACKOFF_MAX_S = 8.0
 POLL_S = 0.05
 
 
+#: Frames a decode may fall short of the header's count without being called truncated
+#: (MP3 encoder delay and padding: two MPEG frames), besides 0.5 %.
+TRUNCATION_TOLERANCE_FRAMES = 2304
+
 #: What a user can do about a file libsndfile cannot open.
 FORMATS_HINT = ("is it audio? moodtrack reads WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF and the "
                 "other formats libsndfile knows; convert it, e.g. 'ffmpeg -i IN OUT.wav'")
@@ -80,6 +84,21 @@ class Source:
         self.close()
 
 
+#: Most memory the capture queue may take (its blocks are allocated up front).
+MAX_QUEUE_BYTES = 512 * 2**20
+
+
+def check_queue_size(*, blocksize: int, channels: int, queue_blocks: int) -> None:
+    """A MoodtrackError, naming the keys, when ``queue_blocks`` blocks of ``blocksize``
+    frames of ``channels`` float32 samples exceed :data:`MAX_QUEUE_BYTES`."""
+    need = (queue_blocks + 2) * blocksize * channels * 4
+    if need > MAX_QUEUE_BYTES:
+        raise MoodtrackError(
+            f"input.blocksize = {blocksize} with input.queue_blocks = {queue_blocks} and "
+            f"{channels} channel(s) needs a {need / 2**30:.1f} GiB capture queue (at most "
+            f"{MAX_QUEUE_BYTES // 2**20} MiB): lower -b/--blocksize or input.queue_blocks")
+
+
 class QueuedSource(Source):
     """A source whose producer runs on another thread and hands blocks over a bounded queue.
 
@@ -90,6 +109,7 @@ class QueuedSource(Source):
     def __init__(self, *, blocksize: int, channels: int, queue_blocks: int,
                  stats: PipelineStats | None):
         self.stats = stats if stats is not None else PipelineStats()
+        check_queue_size(blocksize=blocksize, channels=channels, queue_blocks=queue_blocks)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
         # One more buffer than the queue holds, plus the one the consumer is working on:
         # a pool slot is never rewritten while still queued or in use.
@@ -225,6 +245,8 @@ class FileSource(Source):
             raise
         self._fd: int | None = fd
         self._queued = None
+        self._info = self._file.extra_info  # libsndfile's log of the header
+        self.frames_read = 0
         # Only the MPEG decoder (libmpg123) talks on stderr: capture its reads alone.
         self._chatty = self._file.format.upper() in ("MPEG", "MP3")
         self.sample_rate = int(self._file.samplerate)
@@ -235,11 +257,34 @@ class FileSource(Source):
             raise MoodtrackError(f"audio file {self.name} contains no audio ({self.frames} "
                                  f"samples at {self.sample_rate} Hz, {self.channels} channels)")
         self.stats = stats if stats is not None else PipelineStats()
-        self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
+        try:
+            self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    def truncation(self) -> str | None:
+        """Once read to the end: ``"truncated: decoded 15.0 of 30.0 s"`` when the file
+        held less audio than its header promises (a WAV data chunk, an MP3 frame count), or
+        ``"truncated: decoded 15.0 s; ..."`` for an Ogg stream that ends without its end
+        mark; None for a whole file."""
+        info = self._file.extra_info if not self._file.closed else self._info
+        promised = self.frames
+        m = re.search(r"^data\s*:\s*(\d+) \(should be \d+\)", info, flags=re.M)
+        align = re.search(r"Block Align\s*:\s*(\d+)", info)
+        if m and align and int(align.group(1)) > 0:
+            promised = max(promised, int(m.group(1)) // int(align.group(1)))
+        got, rate = self.frames_read, self.sample_rate
+        if promised - got > max(TRUNCATION_TOLERANCE_FRAMES, 0.005 * promised):
+            return f"truncated: decoded {got / rate:.1f} of {promised / rate:.1f} s"
+        if "Last page lacks an end-of-stream bit" in info:
+            return (f"truncated: decoded {got / rate:.1f} s; the Ogg stream ends without its end "
+                    "mark (the file was cut short)")
+        return None
 
     def _read(self) -> Iterator[np.ndarray]:
         """The file's blocks, float32 (n, channels); a decoding error is a MoodtrackError."""
@@ -255,6 +300,7 @@ class FileSource(Source):
                                      f"{_reason(exc)}{said}") from None
             if data.shape[0] == 0:
                 return
+            self.frames_read += data.shape[0]
             yield data
 
     def blocks(self, stop: threading.Event | None = None) -> Iterator[Block]:

@@ -37,7 +37,7 @@ SUMMARY_COLUMNS = (
     "file", "timeline", "duration_s", "updates", "mean_valence", "mean_arousal",
     "dominant_mood", *(f"{m}_s" for m in MOOD_NAMES), "silence_s", "mood_changes",
     "strongest_change_t", "strongest_change", "strongest_change_jump", "changes",
-    "instruments", "genres", "error")
+    "instruments", "genres", "error", "warning")
 
 
 def format_time(seconds: float) -> str:
@@ -187,6 +187,7 @@ def summary_row(summary: dict | None, *, file: str, error: str | None = None) ->
         return row
     row.update({k: summary[k] for k in ("timeline", "duration_s", "updates", "mean_valence",
                                         "mean_arousal", "dominant_mood")})
+    row["warning"] = summary.get("warning") or ""
     row.update({f"{m}_s": s for m, s in summary["time_s"].items()})
     row["mood_changes"] = max(len(summary["segments"]) - 1, 0)
     changes = summary["changes"]

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 SR = 22050
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_moodtrack(model, *args, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
+    """``python -m realtime ARGS`` as a real process using ``model`` ($MOODTRACK_MODEL),
+    stdin closed, output captured as text; run in ``cwd`` (default: the repository)."""
+    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)],
+                          cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "MOODTRACK_MODEL": str(model),
+                               "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL)
 
 
 def tone_mix(seconds: float, *, sr: int = SR, seed: int = 0) -> np.ndarray:

@@ -123,8 +123,15 @@ def test_analyze_reports_each_bad_file_and_analyses_the_rest(odd_files, tmp_path
     rc = cli.main(["analyze", str(odd_files), "-o", str(out), "--model", str(tiny_model_path)])
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    failed = dict(re.findall(r"^  (\S+): (.*)$", err, flags=re.M))
+    blocks = dict(re.findall(r"^moodtrack analyze: \d+ (?:of \d+ )?file\(s\) (failed|truncated)"
+                             r".*:\n((?:  .*\n)*)", err, flags=re.M))
+    failed = dict(re.findall(r"^  (\S+): (.*)$", blocks["failed"], flags=re.M))
     failed = {k.rsplit("/", 1)[-1]: v for k, v in failed.items()}
+    # Files that end before their header says: analysed up to there, with a warning.
+    truncated = dict(re.findall(r"^  (\S+): (.*)$", blocks["truncated"], flags=re.M))
+    truncated = {k.rsplit("/", 1)[-1]: v for k, v in truncated.items()}
+    assert truncated["short_data.wav"] == "truncated: decoded 2.0 of 4.0 s", err
+    assert set(truncated) <= {"short_data.wav", "truncated.ogg"}, err
     # Truncated or corrupt streams may decode up to the damage: then they are analysed.
     must_fail = set(BAD) - {"truncated.ogg", "corrupt.flac"}
     assert must_fail <= set(failed), err

@@ -131,7 +131,7 @@ def test_config_file_address_map(tmp_path, capsys):
     (["demo", "--zmq-delay", "20000"], r"--zmq-delay 20000.0 is invalid"),
     (["demo", "--color-smoothing", "-1"], r"--color-smoothing -1.0 is invalid"),
     (["demo", "--zmq-keys", "/nonexistent/keys", "--seconds", "1"],
-     r"cannot read the server key /nonexistent/keys/server.key_secret.*moodtrack keys"),
+     r"CURVE key file /nonexistent/keys/server.key_secret cannot be read.*moodtrack keys"),
     (["demo", "--osc", "no-such-host.invalid:9000", "--no-zmq", "--seconds", "1"],
      r"cannot resolve 'no-such-host.invalid'"),
 ])

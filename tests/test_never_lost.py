@@ -25,7 +25,7 @@ import soundfile as sf
 
 from realtime import cli, outputs
 from realtime.sinks import CSV_COLUMNS
-from tests.conftest import SR, tone_mix
+from tests.conftest import SR, run_moodtrack, tone_mix
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_COLUMNS = ("wall", "latency_ms")
@@ -33,12 +33,6 @@ RUN_COLUMNS = ("wall", "latency_ms")
 
 def _env(model):
     return {**os.environ, "MOODTRACK_MODEL": str(model), "PYTHONPATH": str(ROOT)}
-
-
-def _moodtrack(model, *args, timeout=120, **kw):
-    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], cwd=kw.pop(
-        "cwd", ROOT), env=_env(model), capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL, **kw)
 
 
 def _rows(path) -> list[list[str]]:
@@ -64,12 +58,12 @@ def test_live_csv_never_writes_over_the_input_or_the_model(tiny_model_path, wav,
     os.link(wav, tmp_path / "hard.csv")
     for target in (wav, tmp_path / "link.csv", tmp_path / "hard.csv"):
         for extra in ((), ("--overwrite",)):
-            p = _moodtrack(tiny_model_path, "live", "--file", wav, "--csv", target,
+            p = run_moodtrack(tiny_model_path, "live", "--file", wav, "--csv", target,
                            "--no-dashboard", "--no-zmq", "--seconds", "3", *extra)
             assert p.returncode == 2, p.stderr
             assert f"--csv {target} is the input audio file {wav}" in p.stderr
             assert "Traceback" not in p.stderr
-    p = _moodtrack(tiny_model_path, "demo", "--csv", tiny_model_path, "--overwrite", "--no-zmq",
+    p = run_moodtrack(tiny_model_path, "demo", "--csv", tiny_model_path, "--overwrite", "--no-zmq",
                    "--seconds", "1")
     assert p.returncode == 2 and "is the model" in p.stderr, p.stderr
     assert wav.read_bytes() == original
@@ -78,11 +72,11 @@ def test_live_csv_never_writes_over_the_input_or_the_model(tiny_model_path, wav,
 def test_an_existing_csv_is_replaced_only_with_overwrite(tiny_model_path, wav, tmp_path):
     mine = tmp_path / "mine.csv"
     mine.write_text("my notes\n")
-    p = _moodtrack(tiny_model_path, "demo", "--csv", mine, "--no-zmq", "--seconds", "1")
+    p = run_moodtrack(tiny_model_path, "demo", "--csv", mine, "--no-zmq", "--seconds", "1")
     assert p.returncode == 2, p.stderr
     assert f"the CSV timeline {mine} exists already" in p.stderr and "--overwrite" in p.stderr
     assert mine.read_text() == "my notes\n"
-    p = _moodtrack(tiny_model_path, "live", "--file", wav, "--csv", mine, "--overwrite",
+    p = run_moodtrack(tiny_model_path, "live", "--file", wav, "--csv", mine, "--overwrite",
                    "--no-zmq", "--seconds", "2")
     assert p.returncode == 0, p.stderr
     assert len(_rows(mine)) == 3  # t = 1, 1.5, 2
@@ -92,7 +86,7 @@ def test_analyze_never_writes_over_its_input(tiny_model_path, tmp_path):
     take = tmp_path / "take.csv"  # an audio file with a .csv name
     sf.write(take, tone_mix(3.0), SR, format="WAV")
     original = take.read_bytes()
-    p = _moodtrack(tiny_model_path, "analyze", take.name, "-o", ".", cwd=tmp_path)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", take.name, "-o", ".", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert take.read_bytes() == original
     assert len(_rows(tmp_path / "take.csv.csv")) == 5
@@ -100,7 +94,7 @@ def test_analyze_never_writes_over_its_input(tiny_model_path, tmp_path):
     summary = tmp_path / "o" / "summary.json"
     summary.parent.mkdir()
     sf.write(summary, tone_mix(2.0), SR, format="WAV")
-    p = _moodtrack(tiny_model_path, "analyze", summary, "-o", summary.parent)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", summary, "-o", summary.parent)
     assert p.returncode == 2 and "is the input audio file" in p.stderr, p.stderr
     assert sf.info(str(summary)).duration == 2.0
 
@@ -122,13 +116,13 @@ def test_analyze_resumes_names_by_path_and_keeps_earlier_results(tiny_model_path
     lib = _library(tmp_path / "lib", ["a.wav", "a.flac", "sub/b.wav"])
     other = _library(tmp_path / "other", ["c.wav"])
     out = tmp_path / "out"
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 0, p.stderr
     made = {str(q.relative_to(out)): q.stat().st_mtime_ns for q in out.rglob("*.csv")}
     assert sorted(made) == ["a.flac.csv", "a.wav.csv", "sub/b.wav.csv", "summary.csv"]
 
     # The same run again: everything is up to date, nothing is analysed or rewritten.
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 0, p.stderr
     assert "3 up to date, kept" in p.stderr and "0/0 files" in p.stderr
     for name, mtime in made.items():
@@ -136,14 +130,14 @@ def test_analyze_resumes_names_by_path_and_keeps_earlier_results(tiny_model_path
             assert (out / name).stat().st_mtime_ns == mtime
 
     # Other inputs into the same DIR: new names, the earlier timelines and their summary stay.
-    p = _moodtrack(tiny_model_path, "analyze", other, "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", other, "-o", out)
     assert p.returncode == 0, p.stderr
     assert (out / "c.wav.csv").is_file()
     assert sorted(_summary_files(out)) == ["a.flac", "a.wav", "b.wav", "c.wav"]
 
     # A changed input is analysed again; the others are kept.
     sf.write(lib / "a.wav", tone_mix(4.0, seed=9), SR)
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 0, p.stderr
     assert "2 up to date, kept" in p.stderr and "1 out of date" in p.stderr
     assert len(_rows(out / "a.wav.csv")) == 7 and (out / "a.flac.csv").stat().st_mtime_ns == \
@@ -153,12 +147,12 @@ def test_analyze_resumes_names_by_path_and_keeps_earlier_results(tiny_model_path
     # A file the manifest does not record for this input is never replaced silently...
     (out / "x.wav.csv").write_text("someone else's\n")
     sf.write(tmp_path / "x.wav", tone_mix(2.0), SR)
-    p = _moodtrack(tiny_model_path, "analyze", tmp_path / "x.wav", "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", tmp_path / "x.wav", "-o", out)
     assert p.returncode == 2, p.stderr
     assert "holds 1 file(s) this run would replace" in p.stderr and "x.wav.csv" in p.stderr
     assert (out / "x.wav.csv").read_text() == "someone else's\n"
     # ... only with --overwrite, which also analyses up-to-date files again.
-    p = _moodtrack(tiny_model_path, "analyze", tmp_path / "x.wav", lib, "-o", out, "--overwrite")
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", tmp_path / "x.wav", lib, "-o", out, "--overwrite")
     assert p.returncode == 0, p.stderr
     assert len(_rows(out / "x.wav.csv")) == 3 and "4/4 files" in p.stderr
 
@@ -168,7 +162,7 @@ def test_an_earlier_summary_that_no_run_recorded_is_not_replaced(tiny_model_path
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.csv").write_text("mine\n")
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 2 and "summary.csv" in p.stderr, p.stderr
     assert (out / "summary.csv").read_text() == "mine\n"
 
@@ -181,7 +175,7 @@ def test_a_second_run_into_the_same_dir_is_refused_while_one_runs(tiny_model_pat
     out.mkdir()
     with open(out / outputs.MANIFEST, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out)
+        p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 2 and "another 'moodtrack analyze' is writing to" in p.stderr
     assert not (out / "a.wav.csv").exists()
 
@@ -190,7 +184,7 @@ def test_kill_9_leaves_only_whole_timelines_and_the_next_run_resumes(tiny_model_
     names = [f"t{k}.wav" for k in range(8)]
     lib = _library(tmp_path / "lib", names, seconds=12.0)
     ref = tmp_path / "ref"
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", ref, "--rate", "20")
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", ref, "--rate", "20")
     assert p.returncode == 0, p.stderr
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "analyze", str(lib), "-o", str(out),
@@ -210,7 +204,7 @@ def test_kill_9_leaves_only_whole_timelines_and_the_next_run_resumes(tiny_model_
     assert 2 <= len(done) < len(names), done
     for name in done:  # every file with a final name is whole
         assert _rows(out / name) == _rows(ref / name), name
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out, "--rate", "20")
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out, "--rate", "20")
     assert p.returncode == 0, p.stderr
     assert f"{len(done)} up to date, kept" in p.stderr
     assert not [q.name for q in out.iterdir() if q.name.startswith(".")]  # leftovers removed
@@ -223,7 +217,7 @@ def test_a_full_disk_while_the_summary_is_written_keeps_the_previous_one(
         tiny_model_path, tmp_path, monkeypatch, capsys):
     lib = _library(tmp_path / "lib", ["a.wav", "b.wav"])
     out = tmp_path / "out"
-    assert cli.main(["analyze", str(lib / "a.wav"), "-o", str(out),
+    assert cli.main(["analyze", "-j", "1", str(lib / "a.wav"), "-o", str(out),
                      "--model", str(tiny_model_path)]) == 0
     before = {n: (out / n).read_bytes() for n in ("summary.csv", "summary.json")}
     real = outputs._write_all
@@ -235,7 +229,7 @@ def test_a_full_disk_while_the_summary_is_written_keeps_the_previous_one(
 
     monkeypatch.setattr(outputs, "_write_all", full_for_summaries)
     capsys.readouterr()
-    rc = cli.main(["analyze", str(lib), "-o", str(out), "--model", str(tiny_model_path)])
+    rc = cli.main(["analyze", "-j", "1", str(lib), "-o", str(out), "--model", str(tiny_model_path)])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot write the run summary in" in err
     assert "No space left on device" in err and "--csv" not in err
@@ -243,7 +237,7 @@ def test_a_full_disk_while_the_summary_is_written_keeps_the_previous_one(
     assert not [q.name for q in out.iterdir() if q.name.startswith(".")]
     # The timeline made before the failure is recorded: the next run only writes the summary.
     monkeypatch.setattr(outputs, "_write_all", real)
-    assert cli.main(["analyze", str(lib), "-o", str(out), "--model", str(tiny_model_path)]) == 0
+    assert cli.main(["analyze", "-j", "1", str(lib), "-o", str(out), "--model", str(tiny_model_path)]) == 0
     assert "2 up to date, kept" in capsys.readouterr().err
     assert sorted(_summary_files(out)) == ["a.wav", "b.wav"]
 
@@ -254,7 +248,7 @@ def test_file_names_that_are_not_utf8_reach_the_summary(tiny_model_path, tmp_pat
     bad = os.fsdecode(b"bad\xff.wav")
     sf.write(os.fsencode(lib / bad), tone_mix(3.0), SR)
     out = tmp_path / "out"
-    p = _moodtrack(tiny_model_path, "analyze", lib, "-o", out)
+    p = run_moodtrack(tiny_model_path, "analyze", "-j", "1", lib, "-o", out)
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     assert os.path.isfile(os.fsencode(out / bad) + b".csv")

@@ -26,7 +26,8 @@ NODE_DIR = Path(__file__).resolve().parent.parent / "tools" / "node-subscriber"
 STATUS_KEYS = ["schema", "seq", "wall", "uptime_s", "version", "device", "sample_rate",
                "channels", "input_state", "overflows", "dropped_blocks", "zmq_dropped",
                "updates", "last_seq", "silence", "level_db", "model", "model_version",
-               "input_error", "reconnects", "nonfinite_samples", "csv_error", "input_hint"]
+               "input_error", "reconnects", "nonfinite_samples", "csv_error", "input_hint",
+               "key_errors"]
 
 
 def recv_json(sock, timeout_ms=3000):
@@ -390,3 +391,37 @@ def test_digital_silence_for_ten_seconds_sets_the_input_hint_of_status():
     assert not stats.input_hint
     feed(-95.0, 30)
     assert stats.input_hint
+
+
+def test_a_malformed_key_appearing_while_running_is_named_and_skipped(ctx, keys, monkeypatch,
+                                                                      capsys):
+    from realtime import sinks
+
+    monkeypatch.setattr(sinks, "KEYS_POLL_S", 0.2)
+    sink = ZmqSink("tcp://127.0.0.1:*", keys=keys)
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.SUBSCRIBE, b"mood")
+    secure_client(s, keys, "client")
+    s.connect(sink.endpoint)
+    status = ctx.socket(zmq.SUB)
+    status.setsockopt(zmq.LINGER, 0)
+    status.setsockopt(zmq.SUBSCRIBE, b"status")
+    secure_client(status, keys, "client")
+    status.connect(sink.endpoint)
+    try:
+        seq = handshake(sink, [s])
+        bad = keys / "authorized_clients" / "broken.key"
+        bad.write_text("not a key\n")
+        seq, _ = _receives(sink, [s], seconds=1.0, start_seq=seq)
+        seq, (got,) = _receives(sink, [s], seconds=1.0, start_seq=seq)
+        assert got > 20  # the valid key still works
+        assert f"CURVE key file {bad} is not a key file" in capsys.readouterr().err
+        sink.publish_status()
+        assert status.poll(3000)
+        rec = json.loads(status.recv_multipart()[-1])
+        assert [e.split(" is not")[0] for e in rec["key_errors"]] == [f"CURVE key file {bad}"]
+    finally:
+        s.close(0)
+        status.close(0)
+        sink.close()

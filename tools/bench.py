@@ -196,6 +196,8 @@ def bench_offline(paths, tmp: Path, repeat: int) -> dict:
         "x_realtime_cpu_excl_startup": mmm(audio_s / (r[1] - start_cpu) for r in runs),
         "peak_rss_mb": mmm(r[2] for r in runs),
     }
+    from realtime.batch import available_cores
+
     n = available_cores()
     if n > 1:
         jw = [run_analyze(paths, tmp / f"j{i}", jobs=n)[0] for i in range(repeat)]

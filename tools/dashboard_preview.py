@@ -47,8 +47,10 @@ def main() -> None:
             if args.extras:  # fields some pipelines add (set here whether or not they exist)
                 up.speech = 0.5 + 0.5 * math.sin(t / 11)
                 up.loudness_m, up.loudness_s = level + 3 + rng.gauss(0, 1), level + 3
-                up.tags = {"strings": 0.8, "piano": 0.35, "percussion": 0.1}
-                up.hint = "silence: below -70 dBFS" if level < -70 else None
+                up.tags = {"instruments": [["strings", 0.8], ["piano", 0.35]],
+                           "genres": [["soundtrack", 0.7]]} if k % args.rate == 0 else None
+                stats.input_hint = ("digital silence from the input: check its gain"
+                                    if level < -70 else "")
             stats.latency_ms, stats.level_db, stats.updates = up.latency_ms, level, k + 1
             stats.overflows += rng.random() < 0.01
             stats.zmq_dropped += 3 * (rng.random() < 0.005)
