@@ -188,7 +188,7 @@ class MoodModel:
         # One update's worth of zeros: the graph must give one finite (valence, arousal).
         try:
             out = np.asarray(self._session.run([self._output], {self._input: np.zeros(
-                (1, len(FEATURE_NAMES)), np.float32)})[0])
+                (1, self.n_inputs()), np.float32)})[0])
         except Exception as exc:  # onnxruntime raises several private types
             raise MoodtrackError(f"{where} fails on one row of features ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:200]}); retrain it") from None
