@@ -294,9 +294,14 @@ def _load_model(cfg: cfgmod.Config):
     return MoodModel(cfg["analysis"]["model"] or None)
 
 
+#: Longest --seconds (a year): beyond it a sample count overflows, and nobody waits that long.
+MAX_SECONDS = 366 * 86400.0
+
+
 def _check_seconds(seconds: float | None) -> None:
-    if seconds is not None and not seconds > 0:
-        raise MoodtrackError(f"--seconds {seconds:g} must be a positive number of seconds")
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:  # False for NaN
+        raise MoodtrackError(f"--seconds {seconds:g} is invalid: it must be a number of seconds "
+                             f"in (0, {MAX_SECONDS:.0f}] (a year)")
 
 
 def cmd_live(args, cfg) -> int:

@@ -95,11 +95,9 @@ class Option:
 
 
 def _osc_targets(values: list[str]) -> list[str]:
-    from realtime.osc import parse_target
+    from realtime.osc import check_targets
 
-    for v in values:
-        parse_target(v)
-    return list(values)
+    return check_targets(values)
 
 
 def _web_listen(value: str) -> str:
@@ -150,6 +148,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
                              lo=-150.0, hi=0.0),
         "loudness": Option("bool", True, "measure momentary and short-term loudness (LUFS, "
                            "BS.1770) of the input as captured"),
+        "speech_hold": Option("float", 0.0, "hold the mood while the speech value is at least "
+                              "this (dialogue over the score); 0 = never hold", lo=0.0, hi=1.0),
     },
     "output": {
         "dashboard": Option("bool", True, "terminal dashboard (off: one log line per update)"),

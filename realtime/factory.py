@@ -32,4 +32,5 @@ def build_pipeline(cfg: Config, *, model, sinks: Iterable = (),
                         smoothing_s=lit["smoothing_s"])
     return Pipeline(model, update_hz=a["update_hz"], smoothing_s=a["smoothing_s"],
                     silence_db=a["silence_db"], sinks=sinks, stats=stats, colour=colour,
-                    channel_weights=inp["channel_weights"], loudness=a["loudness"])
+                    channel_weights=inp["channel_weights"], loudness=a["loudness"],
+                    speech_hold=a["speech_hold"])

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 PRECOMPUTED = Path(__file__).resolve().parent / "data" / "filterbanks.npz"
+#: Every precomputed set: the hand-made extractor's (22.05 kHz) and the embedding
+#: front end's (16 kHz, see :mod:`realtime.embedding`).
+PRECOMPUTED_SETS = (PRECOMPUTED, PRECOMPUTED.with_name("filterbanks_16k.npz"))
 _KEYS = ("sample_rate", "n_fft", "n_mels", "fmin")
 
 
@@ -35,10 +38,11 @@ def compute(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> dict[s
 def load(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> dict[str, np.ndarray]:
     """The precomputed matrices when they were made for these parameters, else :func:`compute`."""
     params = (sample_rate, n_fft, n_mels, fmin)
-    if PRECOMPUTED.is_file():
-        with np.load(PRECOMPUTED) as data:
-            if tuple(float(x) for x in data["params"]) == tuple(float(p) for p in params):
-                return {k: data[k] for k in data.files if k != "params"}
+    for path in PRECOMPUTED_SETS:
+        if path.is_file():
+            with np.load(path) as data:
+                if tuple(float(x) for x in data["params"]) == tuple(float(p) for p in params):
+                    return {k: data[k] for k in data.files if k != "params"}
     return compute(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin)
 
 
@@ -57,3 +61,6 @@ def write(path: Path = PRECOMPUTED, **params) -> Path:
 
 if __name__ == "__main__":
     print(write())
+    from realtime.embedding import FRONT_END
+
+    print(write(PRECOMPUTED_SETS[1], fmin=0.0, **{k: FRONT_END[k] for k in ("sample_rate", "n_fft", "n_mels")}))

@@ -17,15 +17,40 @@ import numpy as np
 
 from realtime.errors import MoodtrackError
 from realtime.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
+from realtime.validate import finite_floats, positive_float, positive_int
+
+#: Metadata keys of a head on the embedding network (see :mod:`realtime.embedding`).
+_EMBEDDING_KEYS = {
+    "sample_rate": int, "patch_hop_s": float, "context_s": float, "short_context_s": float,
+    "rel_tau_s": float,
+}
 
 #: Metadata keys every model must carry besides the extractor spec.
 REQUIRED_KEYS = ("output_scale", "residual_std", "model_name", "model_version")
+
+#: Longest analysis context a model may ask for, seconds (its buffers are held per stream).
+MAX_CONTEXT_S = 120.0
 
 #: Extractor options a model fixes (the rest, such as the update rate, are the user's).
 _EXTRACTOR_KEYS = {
     "sample_rate": int, "n_fft": int, "hop_length": int, "n_mels": int,
     "context_s": float, "short_context_s": float,
 }
+
+
+def check_extractor_metadata(meta: dict[str, str], where: str) -> dict:
+    """The extractor options in a model's metadata, each range-checked (see
+    :mod:`realtime.validate`): a rate, frame, hop or context no extractor can use is refused
+    when the model loads, naming the key."""
+    rate = positive_int(meta, "sample_rate", where, lo=8000, hi=192000)
+    n_fft = positive_int(meta, "n_fft", where, lo=64, hi=65536)
+    opts = {"sample_rate": rate, "n_fft": n_fft,
+            "hop_length": positive_int(meta, "hop_length", where, hi=n_fft),
+            "n_mels": positive_int(meta, "n_mels", where, hi=512),
+            "context_s": positive_float(meta, "context_s", where, hi=MAX_CONTEXT_S)}
+    opts["short_context_s"] = positive_float(meta, "short_context_s", where,
+                                             hi=opts["context_s"])
+    return opts
 
 
 def default_model_path() -> Path:
@@ -79,8 +104,15 @@ class MoodModel:
         self._output = self._session.get_outputs()[0].name
         self._check_io()
 
+    @property
+    def uses_embedding(self) -> bool:
+        """True for a head on the embedding network, False for one on hand-made features."""
+        return "embedding_model" in self.metadata
+
     def _check(self, meta: dict[str, str]) -> ModelInfo:
         where = f"model {self.path}"
+        if "embedding_model" in meta:
+            return self._check_embedding_head(meta)
         missing = [k for k in (*REQUIRED_KEYS, *_EXTRACTOR_KEYS, "feature_version", "feature_names")
                    if k not in meta]
         if missing:
@@ -95,19 +127,51 @@ class MoodModel:
         if names != FEATURE_NAMES:
             raise MoodtrackError(f"{where} expects {len(names)} features whose names differ from the "
                                  f"extractor's {len(FEATURE_NAMES)}; retrain the model")
-        try:
-            scale = tuple(float(x) for x in meta["output_scale"].split(","))
-            resid = tuple(float(x) for x in meta["residual_std"].split(","))
-            for k, typ in _EXTRACTOR_KEYS.items():
-                typ(meta[k])
-        except ValueError as exc:
-            raise MoodtrackError(f"{where} has malformed metadata ({exc})") from None
-        if len(scale) != 2 or len(resid) != 2 or min(resid) <= 0:
-            raise MoodtrackError(f"{where}: output_scale and residual_std need two positive values")
+        scale = finite_floats(meta, "output_scale", where, n=2)
+        resid = finite_floats(meta, "residual_std", where, n=2, positive=True)
+        check_extractor_metadata(meta, where)
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
 
+    def _check_embedding_head(self, meta: dict[str, str]) -> ModelInfo:
+        from realtime.embedding import POOLS, EmbeddingNetwork
+
+        where = f"model {self.path}"
+        missing = [k for k in (*REQUIRED_KEYS, *_EMBEDDING_KEYS, "embedding_sha", "pools") if k not in meta]
+        if missing:
+            raise MoodtrackError(f"{where} lacks metadata {', '.join(missing)}: it was not exported "
+                                 "by tools/train.py; retrain it")
+        self.network = EmbeddingNetwork(self.path.parent / meta["embedding_model"])
+        if self.network.sha != meta["embedding_sha"]:
+            raise MoodtrackError(
+                f"{where} was trained on another embedding network than {self.network.path}; "
+                "retrain the head (python tools/train.py) or restore the matching embedding.onnx")
+        try:
+            opts = {k: typ(meta[k]) for k, typ in _EMBEDDING_KEYS.items()}
+            scale = tuple(float(x) for x in meta["output_scale"].split(","))
+            resid = tuple(float(x) for x in meta["residual_std"].split(","))
+        except ValueError as exc:
+            raise MoodtrackError(f"{where} has malformed metadata ({exc})") from None
+        pools = tuple(meta["pools"].split(","))
+        if any(p not in POOLS for p in pools) or opts["sample_rate"] != self.network.front_end["sample_rate"]:
+            raise MoodtrackError(f"{where} has pools or a sample rate its embedding network does not have")
+        if len(scale) != 2 or len(resid) != 2 or not all(np.isfinite(scale + resid)) or min(resid) <= 0:
+            raise MoodtrackError(f"{where}: output_scale and residual_std need two finite positive values")
+        self._embedding_opts = {k: v for k, v in opts.items() if k != "sample_rate"} | {"pools": pools}
+        from realtime.vocab import InstrumentMap
+
+        self.instruments = InstrumentMap(self.network.tag_names)
+        self.genres = (GenreHead(self.path.parent / meta["tags_model"], self.network)
+                       if meta.get("tags_model") else None)
+        return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
+
+    def n_inputs(self) -> int:
+        """Width of the feature rows the graph takes."""
+        if self.uses_embedding:
+            return self.network.n_embedding * len(self._embedding_opts["pools"])
+        return len(FEATURE_NAMES)
+
     def _check_io(self) -> None:
-        """The graph takes (n, len(FEATURE_NAMES)) float features."""
+        """The graph takes (n, n_inputs) float features."""
         where = f"model {self.path}"
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
@@ -116,17 +180,39 @@ class MoodModel:
                                  "retrain it with tools/train.py")
         # (Declared output shapes are not checked: converters often declare [None, 1].)
         n_in = inputs[0].shape[-1] if inputs[0].shape else None
-        if (isinstance(n_in, int) and n_in != len(FEATURE_NAMES)) or "float" not in inputs[0].type:
+        if (isinstance(n_in, int) and n_in != self.n_inputs()) or "float" not in inputs[0].type:
             raise MoodtrackError(
                 f"{where} takes {inputs[0].type} of shape {inputs[0].shape}, but moodtrack feeds "
-                f"{len(FEATURE_NAMES)} float features: it does not match its metadata; retrain it")
+                f"{self.n_inputs()} float features: it does not match its metadata; retrain it")
+
+        # One update's worth of zeros: the graph must give one finite (valence, arousal).
+        try:
+            out = np.asarray(self._session.run([self._output], {self._input: np.zeros(
+                (1, self.n_inputs()), np.float32)})[0])
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(f"{where} fails on one row of features ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+        if out.size != 2:
+            raise MoodtrackError(f"{where} gives {out.size} values per update, not 2 (valence, "
+                                 "arousal); retrain it with tools/train.py")
+        if not np.all(np.isfinite(out.astype(np.float64))):
+            raise MoodtrackError(f"{where} gives a non-finite output ({out.ravel().tolist()}) for "
+                                 "one row of features: it is broken; restore models/mood.onnx or "
+                                 "retrain it")
 
     def extractor_options(self) -> dict:
         """The extractor options this model was trained with."""
+        if self.uses_embedding:
+            return dict(self._embedding_opts)
         return {k: typ(self.metadata[k]) for k, typ in _EXTRACTOR_KEYS.items()}
 
-    def make_extractor(self, **options) -> FeatureExtractor:
-        """A fresh extractor configured for this model (``options`` add e.g. ``update_hz``)."""
+    def make_extractor(self, **options):
+        """A fresh extractor configured for this model (``options`` add e.g. ``update_hz``):
+        an :class:`realtime.embedding.EmbeddingExtractor` or a :class:`FeatureExtractor`."""
+        if self.uses_embedding:
+            from realtime.embedding import EmbeddingExtractor
+
+            return EmbeddingExtractor(self.network, **self._embedding_opts, **options)
         ex = FeatureExtractor(**self.extractor_options(), **options)
         spec = ex.spec()
         bad = [k for k in spec if spec[k] != self.metadata.get(k)]
@@ -138,7 +224,56 @@ class MoodModel:
     def sample_rate(self) -> int:
         return int(self.metadata["sample_rate"])
 
+    def outputs(self, updates) -> "ModelOutput":
+        """Everything the model says about a list of extractor updates: raw (valence,
+        arousal) and, for a head on the embedding network, speech and tag scores."""
+        from realtime.mood import ModelOutput
+
+        va = self.predict(np.stack([u.features for u in updates]))
+        if not self.uses_embedding:
+            return ModelOutput(va)
+        tags = np.stack([u.tags for u in updates])
+        groups = {"instruments": (self.instruments.names, self.instruments(tags))}
+        if self.genres is not None:
+            groups["genres"] = (self.genres.names, self.genres(np.stack([u.context for u in updates]), tags))
+        return ModelOutput(va, speech=np.array([u.speech for u in updates], np.float64), tags=groups)
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Raw (valence, arousal) for each feature row: (n, n_features) -> (n, 2)."""
         x = np.ascontiguousarray(np.atleast_2d(features), dtype=np.float32)
         return self._session.run([self._output], {self._input: x})[0].reshape(-1, 2)
+
+
+class GenreHead:
+    """The genre head (``tags.onnx`` beside the mood head): per update, the probability of
+    each genre from the context embedding and the tag probabilities."""
+
+    def __init__(self, path: Path, network):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise MoodtrackError(f"genre model file {path} not found: restore models/tags.onnx "
+                                 "or retrain it with 'python tools/train_tags.py'")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(f"genre model file {path} is not a readable ONNX model "
+                                 f"({exc.__class__.__name__}); restore models/tags.onnx") from None
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        if meta.get("embedding_sha") != network.sha or not meta.get("genre_names"):
+            raise MoodtrackError(f"genre model {path} was not trained on {network.path}; "
+                                 "retrain it with 'python tools/train_tags.py'")
+        self.names = tuple(meta["genre_names"].split(","))
+        self._input = self._session.get_inputs()[0].name
+        outs = [o.name for o in self._session.get_outputs()]
+        self._output = "probabilities" if "probabilities" in outs else outs[-1]
+
+    def __call__(self, context: np.ndarray, tags: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(np.hstack([context, tags]), dtype=np.float32)
+        p = self._session.run([self._output], {self._input: x})[0]
+        return np.asarray(p, np.float32).reshape(x.shape[0], len(self.names))

@@ -14,11 +14,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from realtime.errors import MoodtrackError
+
 MOODS = {1: "uplifting", 2: "tense", 3: "melancholic", 4: "calm"}
 SILENCE = "silence"
 #: Display colours (rich names) per mood.
 MOOD_COLOURS = {"uplifting": "yellow", "tense": "red", "melancholic": "blue", "calm": "green",
                 SILENCE: "grey50"}
+
+
+class ModelOutputError(MoodtrackError):
+    """The model gave something that is not a (valence, arousal) pair of finite numbers."""
 
 
 def quadrant_of(valence: float, arousal: float) -> int:
@@ -98,27 +104,38 @@ class MoodEstimator:
       from [0.25, 1] to [0, 1];
     - ``smoothing_s``: exponential smoothing time constant in seconds (0 = off);
     - ``silence_db``: below this level (dBFS) the update is silent: no quadrant, mood
-      ``"silence"``, confidence 0, valence/arousal held at their last values.
+      ``"silence"``, confidence 0, valence/arousal held at their last values;
+    - ``speech_hold``: while an update's speech value is at least this (0 = off), the
+      estimate holds its last values (dialogue over the score does not move the mood).
     """
 
     def __init__(self, *, output_scale=(1.0, 1.0), residual_std=(0.25, 0.25),
-                 smoothing_s: float = 0.0, silence_db: float = -60.0):
+                 smoothing_s: float = 0.0, silence_db: float = -60.0, speech_hold: float = 0.0):
         if smoothing_s < 0:
             raise ValueError("smoothing_s must be >= 0")
         self.output_scale = tuple(float(s) for s in output_scale)
         self.residual_std = tuple(float(s) for s in residual_std)
         self.smoothing_s = float(smoothing_s)
         self.silence_db = float(silence_db)
+        self.speech_hold = float(speech_hold)
         self._seq = 0
         self._state: tuple[float, float] | None = None  # smoothed raw (valence, arousal)
         self._t_last: float | None = None
 
     def update(self, t: float, raw_valence: float, raw_arousal: float, level_db: float,
-               *, wall: float | None = None) -> MoodUpdate:
-        """The estimate for audio ending at ``t`` seconds."""
+               *, wall: float | None = None, speech: float | None = None) -> MoodUpdate:
+        """The estimate for audio ending at ``t`` seconds (``speech``: the update's speech
+        value, for ``speech_hold``)."""
         wall = time.time() if wall is None else wall
+        if not (math.isfinite(raw_valence) and math.isfinite(raw_arousal)):
+            raise ModelOutputError(
+                f"the mood model gave a non-finite output (valence {raw_valence}, arousal "
+                f"{raw_arousal}) at {t:.1f} s: it is broken, and no mood is made of it; restore "
+                "models/mood.onnx or pass another --model")
         silent = level_db < self.silence_db
-        if not silent:
+        held = (self.speech_hold > 0 and speech is not None and speech >= self.speech_hold
+                and self._state is not None)
+        if not silent and not held:
             raw = (float(raw_valence), float(raw_arousal))
             if self._state is None or self.smoothing_s == 0 or self._t_last is None:
                 self._state = raw

@@ -55,8 +55,49 @@ def parse_target(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+#: Largest OSC bundle, bytes: one UDP datagram with room to spare (IPv4 allows 65 507), so
+#: that no map can make a bundle the OS refuses ("Message too long") or cost the analysis
+#: thread more than a fraction of a millisecond.
+MAX_BUNDLE_BYTES = 8192
+#: Most OSC targets (each is a socket: the file-descriptor limit bounds them too).
+MAX_TARGETS = 64
+
+
+def _pad4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
+def bundle_size(addresses: Mapping[str, tuple[str, ...]]) -> int:
+    """Bytes of the largest bundle ``addresses`` (``{field: (address, ...)}``) can make."""
+    n_args = {"color": 3}
+    size = 16  # "#bundle\0" and the timetag
+    for field, addrs in addresses.items():
+        k = n_args.get(field, 1)
+        size += sum(4 + _pad4(len(a.encode()) + 1) + _pad4(k + 2) + 4 * k for a in addrs)
+    return size
+
+
+def check_targets(targets) -> list[str]:
+    """OSC targets checked: each ``HOST:PORT``, at most :data:`MAX_TARGETS` and fewer than
+    half the file descriptors this process may open."""
+    import resource
+
+    targets = list(targets)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    most = MAX_TARGETS if soft == resource.RLIM_INFINITY else min(MAX_TARGETS, soft // 2)
+    if len(targets) > most:
+        raise MoodtrackError(f"{len(targets)} OSC targets is too many: at most {most} (each is a "
+                             f"socket; the open-file limit is {soft})")
+    for t in targets:
+        parse_target(t)
+    return targets
+
+
 def check_address_map(mapping: Mapping) -> dict[str, tuple[str, ...]]:
-    """A user address map checked and normalised to ``{field: (address, ...)}``."""
+    """A user address map checked and normalised to ``{field: (address, ...)}``; the bundle
+    it makes must fit :data:`MAX_BUNDLE_BYTES`."""
+    if not isinstance(mapping, Mapping):
+        raise MoodtrackError("OSC address map must be a table of field = address")
     out: dict[str, tuple[str, ...]] = {}
     for field, value in mapping.items():
         if field not in FIELDS:
@@ -72,6 +113,13 @@ def check_address_map(mapping: Mapping) -> dict[str, tuple[str, ...]]:
                 raise MoodtrackError(f"OSC address map: {field} address {a!r} is invalid: it "
                                      "must start with / and have no spaces or any of #*,?[]{}")
         out[field] = addrs
+    full = {f: (a,) for f, a in DEFAULT_ADDRESSES.items()}
+    full.update(out)
+    size = bundle_size(full)
+    if size > MAX_BUNDLE_BYTES:
+        raise MoodtrackError(f"OSC address map: its bundle would be {size} bytes, more than the "
+                             f"{MAX_BUNDLE_BYTES} allowed (one UDP datagram); map fewer or "
+                             "shorter addresses")
     return out
 
 

@@ -56,7 +56,7 @@ class Pipeline:
 
     - ``model``: the :class:`MoodModel` (fixes the analysis sample rate);
     - ``update_hz``: mood updates per second of audio;
-    - ``smoothing_s``, ``silence_db``: see :class:`realtime.mood.MoodEstimator`;
+    - ``smoothing_s``, ``silence_db``, ``speech_hold``: see :class:`realtime.mood.MoodEstimator`;
     - ``sinks``: objects with ``emit(update)``, called on this (the analysis) thread;
     - ``stats``: counters kept up to date (blocks, updates, latency, level);
     - ``colour``: a :class:`realtime.colour.MoodColour` that sets each update's ``color``
@@ -68,15 +68,16 @@ class Pipeline:
       input as captured (see :mod:`realtime.loudness`);
     - ``tags_interval_s``: seconds of audio between updates that carry the model's tags.
 
-    The model's ``predict`` returns raw (valence, arousal) as an (n, 2) array, or a
-    :class:`realtime.mood.ModelOutput` that adds per-update ``speech`` and tag scores.
+    The model's ``outputs(updates)`` (or, for a plain model, ``predict(features)``) gives
+    raw (valence, arousal) and optionally per-update ``speech`` and tag scores, as a
+    :class:`realtime.mood.ModelOutput`.
     """
 
     def __init__(self, model: MoodModel, *, update_hz: float = 2.0, smoothing_s: float = 0.0,
                  silence_db: float = -60.0, sinks: Iterable = (),
                  stats: PipelineStats | None = None, colour: MoodColour | None = None,
                  channel_weights: Mapping[str, float] | None = None, loudness: bool = True,
-                 tags_interval_s: float = TAGS_INTERVAL_S):
+                 tags_interval_s: float = TAGS_INTERVAL_S, speech_hold: float = 0.0):
         self.model = model
         self.colour = colour
         self.channel_weights = dict(channel_weights or {})
@@ -89,7 +90,8 @@ class Pipeline:
         self.extractor = model.make_extractor(update_hz=update_hz)
         self.estimator = MoodEstimator(output_scale=model.info.output_scale,
                                        residual_std=model.info.residual_std,
-                                       smoothing_s=smoothing_s, silence_db=silence_db)
+                                       smoothing_s=smoothing_s, silence_db=silence_db,
+                                       speech_hold=speech_hold)
         self.sinks = list(sinks)
         self.stats = stats if stats is not None else PipelineStats()
         self.stats.model = f"{model.info.name} {model.info.version}"
@@ -171,12 +173,17 @@ class Pipeline:
         feats = self.extractor.process(mono)
         if not feats:
             return []
-        res = ModelOutput.of(self.model.predict(np.stack([f.features for f in feats])))
+        if getattr(self.model, "uses_embedding", False):  # speech and tags come with it
+            res = self.model.outputs(feats)
+        else:
+            res = ModelOutput.of(self.model.predict(np.stack([f.features for f in feats])))
         latency_ms = (time.monotonic() - arrival) * 1000.0
         out = []
         for i, f in enumerate(feats):
             v, a = res.va[i]
-            u = self.estimator.update(f.t, float(v), float(a), f.level_db)
+            sp = None if res.speech is None else float(res.speech[i])
+            u = self.estimator.update(f.t, float(v), float(a), f.level_db,
+                                      speech=sp if sp is not None and math.isfinite(sp) else None)
             u.latency_ms = latency_ms
             if self._meter is not None:
                 u.loudness_m, u.loudness_s = self._meter.loudness(

@@ -84,6 +84,21 @@ class Source:
         self.close()
 
 
+#: Most memory the capture queue may take (its blocks are allocated up front).
+MAX_QUEUE_BYTES = 512 * 2**20
+
+
+def check_queue_size(*, blocksize: int, channels: int, queue_blocks: int) -> None:
+    """A MoodtrackError, naming the keys, when ``queue_blocks`` blocks of ``blocksize``
+    frames of ``channels`` float32 samples exceed :data:`MAX_QUEUE_BYTES`."""
+    need = (queue_blocks + 2) * blocksize * channels * 4
+    if need > MAX_QUEUE_BYTES:
+        raise MoodtrackError(
+            f"input.blocksize = {blocksize} with input.queue_blocks = {queue_blocks} and "
+            f"{channels} channel(s) needs a {need / 2**30:.1f} GiB capture queue (at most "
+            f"{MAX_QUEUE_BYTES // 2**20} MiB): lower -b/--blocksize or input.queue_blocks")
+
+
 class QueuedSource(Source):
     """A source whose producer runs on another thread and hands blocks over a bounded queue.
 
@@ -94,6 +109,7 @@ class QueuedSource(Source):
     def __init__(self, *, blocksize: int, channels: int, queue_blocks: int,
                  stats: PipelineStats | None):
         self.stats = stats if stats is not None else PipelineStats()
+        check_queue_size(blocksize=blocksize, channels=channels, queue_blocks=queue_blocks)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
         # One more buffer than the queue holds, plus the one the consumer is working on:
         # a pool slot is never rewritten while still queued or in use.
@@ -241,7 +257,11 @@ class FileSource(Source):
             raise MoodtrackError(f"audio file {self.name} contains no audio ({self.frames} "
                                  f"samples at {self.sample_rate} Hz, {self.channels} channels)")
         self.stats = stats if stats is not None else PipelineStats()
-        self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
+        try:
+            self._queued = _PacedReader(self, queue_blocks=queue_blocks) if paced else None
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def duration_s(self) -> float:

@@ -200,7 +200,7 @@ def test_print_config_merges_preset_and_options(capsys):
     (["live", "--file", "/nonexistent/x.wav"], "cannot read audio file /nonexistent/x.wav"),
     (["analyze", "--out", "o", "/nonexistent"], "cannot read audio file /nonexistent"),
     (["live", "--file", "x.wav", "--model", "/nonexistent/m.onnx"], "model file /nonexistent/m.onnx"),
-    (["demo", "--seconds", "0"], "--seconds 0 must be a positive"),
+    (["demo", "--seconds", "0"], r"--seconds 0 is invalid: it must be a number of seconds in \(0, "),
 ])
 def test_errors_exit_2_with_a_message(argv, message, capsys, tiny_model_path, monkeypatch,
                                       tmp_path):

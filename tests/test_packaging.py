@@ -123,7 +123,7 @@ def test_installed_package_runs_from_another_directory(installed):
     assert lines[1].startswith("model: ") and " version " in lines[1]
     model_path = Path(lines[1].rsplit("(", 1)[1].rstrip(")"))
     assert model_path.resolve().is_relative_to(venv.resolve()) and model_path.is_file()
-    assert any(line.startswith("feature_version: ") for line in lines[2:])
+    assert any(line.startswith(("feature_version: ", "embedding_version: ")) for line in lines[2:])
 
     demo = _run(installed, "moodtrack", "demo", "--no-dashboard", "--no-zmq", "--config",
                 "lighting", "--seconds", "3")

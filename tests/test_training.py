@@ -99,3 +99,44 @@ def test_train_export_and_runtime_load(tmp_path):
     assert sv["vg_n"] == 1
     pm, tm = measure_curve(clips[4], preds[4])["valence"]
     assert len(pm) == len(tm) <= 4
+
+
+def test_embedding_head_train_export_and_pipeline(tmp_path):
+    """A tiny head on the shipped embedding network: trained, exported beside a copy of the
+    network, loaded by the runtime, and run through the real pipeline with speech and tags."""
+    import shutil
+
+    from realtime.embedding import EmbeddingNetwork, extract as extract_emb
+    from realtime.pipeline import Pipeline
+    from tools.embdata import EXTRACT_OPTIONS, select_pools
+    from tools.train import train_export
+
+    shipped = MoodModel().network.path
+    shutil.copy(shipped, tmp_path / "embedding.onnx")
+    net = EmbeddingNetwork(tmp_path / "embedding.onnx")
+    clips = []
+    for k, (gain, quad) in enumerate([(0.02, "Q3"), (0.1, "Q4"), (0.5, "Q1"), (0.3, "Q2")]):
+        y = tone_mix(6.0, seed=k, sr=16000) * gain
+        t, X, *_ = extract_emb(y, net, **EXTRACT_OPTIONS)
+        sv = 1 if quad in ("Q1", "Q4") else -1
+        sa = 1 if quad in ("Q1", "Q2") else -1
+        clips.append(Clip("4q", f"artist{k}", f"song{k}", "orig", t,
+                          select_pools(X, ("ctx_mean", "short_rel"), net.n_embedding),
+                          np.tile([0.4 * sv, 0.4 * sa], (len(t), 1)),
+                          {"quadrant": quad, "v_tag": 0.4 * sv, "a_tag": 0.4 * sa}))
+    config = {"features": "emb", "pools": "ctx_mean,short_rel", "model": "ridge30", "q4_target": "tags",
+              "share_4q": 1.0, "stride": 1, "span_s": 2.0, "soundfonts": "", "q4_variants": "orig", "seed": 0}
+    model, path = train_export(clips, config, tmp_path / "m.onnx", name="tiny-emb", version="t",
+                               embedding=tmp_path / "embedding.onnx")
+    m = MoodModel(path)
+    assert m.uses_embedding and m.info.name == "tiny-emb" and m.n_inputs() == 2 * net.n_embedding
+    X = np.vstack([c.X for c in clips])
+    np.testing.assert_allclose(m.predict(X), model.predict(X), atol=1e-4)
+    got = []
+    p = Pipeline(m, update_hz=2.0, sinks=[type("S", (), {"emit": lambda self, u: got.append(u)})()])
+    p.push(tone_mix(4.0, seed=3, sr=16000) * 0.3, sample_rate=16000)
+    p.finish()
+    assert [u.t for u in got] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    assert all(0.0 <= u.speech <= 1.0 for u in got)
+    tagged = [u for u in got if u.tags]
+    assert tagged and "piano" in [name for name, _ in tagged[0].tags["instruments"]]

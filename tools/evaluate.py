@@ -19,6 +19,10 @@ trains on the rest and scores those once.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, busy cores
+
 import argparse
 import json
 import sys
@@ -32,18 +36,51 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, group_folds, holdout_group, load_4q, load_vgmidi  # noqa: E402
-from tools.moodcore import (DEFAULT_CONFIG, design, fit_model, output_scale_from, runtime_outputs,  # noqa: E402
+from tools.moodcore import (DEFAULT_CONFIG, design, fit_model, output_scale_from, quadrant_from_signs,  # noqa: E402
+                            runtime_outputs,
                             score_4q, score_vgmidi, summarize)
 
 EVAL_4Q_VARIANT = "orig"
 EVAL_VG_SOUNDFONT = "fluidr3"
 
 
-def load_all(data, cache, config) -> list:
-    names = lambda s: tuple(x for x in s.split(",") if x)  # noqa: E731
-    clips = load_4q(data, cache, variants=names(config["q4_variants"]), target_mode=config["q4_target"])
-    clips += load_vgmidi(data, cache, soundfonts=names(config["soundfonts"]), span_s=config["span_s"])
-    return clips
+DEFAULT_EMBEDDING = ROOT / "models" / "embedding.onnx"
+
+
+def _names(s: str) -> tuple[str, ...]:
+    return tuple(x for x in s.split(",") if x)
+
+
+def load_all(data, cache, config, *, embedding=DEFAULT_EMBEDDING) -> list:
+    """Every training clip with ``X`` as the head sees it (``config['features']``)."""
+    kind = config.get("features", "hand")
+    hand = emb = None
+    if kind in ("hand", "both"):
+        hand = load_4q(data, cache, variants=_names(config["q4_variants"]), target_mode=config["q4_target"])
+        hand += load_vgmidi(data, cache, soundfonts=_names(config["soundfonts"]), span_s=config["span_s"])
+        if kind == "hand":
+            return hand
+    from realtime.embedding import EmbeddingNetwork
+    from tools.embdata import load_4q_emb, load_vgmidi_emb, select_pools
+
+    net = EmbeddingNetwork(embedding)
+    emb = load_4q_emb(data, cache, net, variants=_names(config["q4_variants"]), target_mode=config["q4_target"])
+    emb += load_vgmidi_emb(data, cache, net, soundfonts=_names(config["soundfonts"]), span_s=config["span_s"])
+    pools = _names(config["pools"])
+    for c in emb:
+        c.X = select_pools(c.X, pools, net.n_embedding)
+    if kind == "emb":
+        return emb
+    by_key = {(c.source, c.key, c.variant): c for c in hand}
+    out = []
+    for c in emb:  # both: the two on the same 2-Hz grid (update times match from t = 1 s)
+        h = by_key.get((c.source, c.key, c.variant))
+        if h is None:
+            continue
+        n = min(len(c.t), len(h.t))
+        c.t, c.y, c.X = c.t[:n], c.y[:n], np.hstack([c.X[:n], h.X[:n]])
+        out.append(c)
+    return out
 
 
 def _split_eval(clips):
@@ -70,7 +107,7 @@ def train_and_score(train, test, config, *, log=None) -> tuple[dict, dict]:
     y = np.vstack([c.y for c in q + v])
     ok = np.isfinite(y).all(axis=1)
     resid = raw[ok] - y[ok]
-    extras = {"raw": raw, "scale": scale, "resid_sq": (resid ** 2).sum(axis=0), "n": int(ok.sum()),
+    extras = {"raw": raw, "scale": scale, "model": model, "resid_sq": (resid ** 2).sum(axis=0), "n": int(ok.sum()),
               "q_clips": q, "q_preds": [runtime_outputs(r, scale) for r in raw_q],
               "v_clips": v, "v_preds": [runtime_outputs(r, scale) for r in raw_v]}
     if log:
@@ -116,8 +153,8 @@ def final_check(clips, config, *, log=print) -> dict:
     """Train on all development groups, score the hold-out groups (look at it once)."""
     dev = [c for c in clips if not holdout_group(c.group, c.source)]
     held = [c for c in clips if holdout_group(c.group, c.source)]
-    s, _ = train_and_score(dev, held, config, log=log)
-    return {"config": config, "scores": s,
+    s, e = train_and_score(dev, held, config, log=log)
+    return {"config": config, "scores": s, "_model": (e["model"], e["scale"]),
             "n_groups": {"4q_artists": len({c.group for c in held if c.source == "4q"}),
                          "vgmidi_pieces": len({c.group for c in held if c.source == "vgmidi"})}}
 
@@ -216,6 +253,11 @@ def main(argv=None) -> int:
     ap.add_argument("--figures", type=Path, default=None, help="write PNG figures here")
     ap.add_argument("--final-check", action="store_true",
                     help="train on the development groups and score the hold-out groups (once!)")
+    ap.add_argument("--invariance", action="store_true",
+                    help="with --final-check: also the quadrant agreement under each signal chain, "
+                         "on the hold-out clips, and the speech values on music and under dialogue")
+    ap.add_argument("--speech-hold", type=float, default=0.5,
+                    help="speech value at which the film-mix preset holds the estimate")
     for k, v in DEFAULT_CONFIG.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     args = ap.parse_args(argv)
@@ -226,8 +268,11 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.final_check:
         res = final_check(clips, config, log=log)
-        (args.out / f"final_check_{name}.json").write_text(json.dumps(res, indent=1))
-        print(json.dumps(res["scores"], indent=1))
+        if args.invariance:
+            res["invariance"], res["speech"] = final_invariance(clips, config, args, log=log)
+        res.pop("_model", None)
+        (args.out / f"final_check_{name}.json").write_text(json.dumps(res, indent=1, default=str))
+        print(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1, default=str))
         return 0
     rep = cross_validate(clips, config, n_folds=args.folds, log=log)
     if args.figures:
@@ -246,7 +291,7 @@ def latency_ms(model_path, n: int = 2000) -> dict:
     from realtime.model import MoodModel
 
     m = MoodModel(model_path)
-    x = np.random.default_rng(0).standard_normal((1, len(m.metadata["feature_names"].split(",")))).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, m.n_inputs())).astype(np.float32)
     for _ in range(50):
         m.predict(x)
     ts = []
@@ -256,6 +301,95 @@ def latency_ms(model_path, n: int = 2000) -> dict:
         ts.append(time.perf_counter() - t0)
     ts = np.array(ts) * 1e3
     return {"median_ms": float(np.median(ts)), "p99_ms": float(np.percentile(ts, 99))}
+
+
+
+
+def final_invariance(clips, config, args, *, log=print):
+    """Invariance and speech figures of the final-check model on the hold-out 4Q clips."""
+    from realtime.embedding import EmbeddingNetwork
+
+    dev = [c for c in clips if not holdout_group(c.group, c.source)]
+    X, Y, w = design(dev, stride=config["stride"], share_4q=config["share_4q"])
+    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    scale = output_scale_from(model.predict(X[::5]))
+    net = EmbeddingNetwork(DEFAULT_EMBEDDING)
+    groups = {c.group for c in clips if c.source == "4q" and holdout_group(c.group, c.source)}
+    pools = _names(config["pools"])
+    plain = invariance(model, scale, args.data, args.cache, net, pools, groups, log=log)
+    hold = invariance(model, scale, args.data, args.cache, net, pools, groups, variants=("dialogue6",),
+                      speech_hold=args.speech_hold, log=log)
+    plain["dialogue6_speech_hold"] = hold["dialogue6"]
+    from tools.embdata import cached
+    from tools.corpus import load_16k
+    from tools.datasets import load_4q_labels
+
+    sp = {"music": [], "dialogue6": []}
+    for r in load_4q_labels(args.data).itertuples(index=False):
+        if str(r.artist) not in groups:
+            continue
+        for v in sp:
+            path = str(Path(args.data) / "4q" / "audio" / f"{r.song}.ogg")
+            sp[v].append(float(np.mean(cached(args.cache, net, "4q", "orig" if v == "music" else v, r.song,
+                                              lambda: load_16k(path))[3])))
+    speech = {k: {"mean": float(np.mean(v)), "p90": float(np.percentile(v, 90))} for k, v in sp.items()}
+    log(f"  speech: {speech}")
+    return plain, speech
+
+
+# ------------------------------------------------------------------------- invariance
+INVARIANCE_VARIANTS = ("mp3_32", "aac_64", "opus_32", "gain-30", "gain-24", "gain+6", "pink20", "babble20",
+                       "reverb", "resample48", "tel", "dialogue6")
+INVARIANCE_TARGETS = {"tel": 0.75, "dialogue6": 0.85}
+
+
+def held_mean(pred: np.ndarray, speech: np.ndarray | None, threshold: float | None) -> np.ndarray:
+    """Clip-mean (valence, arousal) as the tracker reports it; with ``threshold`` the
+    updates whose speech value reaches it hold the previous estimate (the film-mix rule)."""
+    if threshold is None or speech is None:
+        return pred.mean(axis=0)
+    held = pred.copy()
+    for i in range(len(held)):
+        if speech[i] >= threshold:
+            held[i] = held[i - 1] if i else pred[i]
+    return held.mean(axis=0)
+
+
+def invariance(model, scale, data, cache, network, pools, groups, *, variants=INVARIANCE_VARIANTS,
+               speech_hold: float | None = None, log=print) -> dict:
+    """Per transformation: quadrant agreement of each 4Q clip's mean with the clean run, and
+    the mean |delta valence|, |delta arousal| of the clip means, on the clips of ``groups``."""
+    from tools.datasets import load_4q_labels
+    from tools.embdata import cached, select_pools
+    from tools.corpus import load_16k
+
+    df = load_4q_labels(data)
+    rows = [r for r in df.itertuples(index=False) if str(r.artist) in groups]
+
+    def clip_mean(variant, row):
+        path = str(Path(data) / "4q" / "audio" / f"{row.song}.ogg")
+        _, X, _, speech, _ = cached(cache, network, "4q", variant, row.song, lambda: load_16k(path))
+        if len(X) == 0:
+            return None
+        pred = runtime_outputs(model.predict(select_pools(X, pools, network.n_embedding)), scale)
+        return held_mean(pred, speech, speech_hold)
+
+    clean = {r.song: clip_mean("orig", r) for r in rows}
+    out = {"n_clips": len(rows)}
+    for v in variants:
+        agree, dv, da = [], [], []
+        for r in rows:
+            m, c = clip_mean(v, r), clean[r.song]
+            if m is None or c is None:
+                continue
+            agree.append(quadrant_from_signs(*m) == quadrant_from_signs(*c))
+            dv.append(abs(m[0] - c[0]))
+            da.append(abs(m[1] - c[1]))
+        out[v] = {"agreement": float(np.mean(agree)), "mean_abs_dv": float(np.mean(dv)),
+                  "mean_abs_da": float(np.mean(da)), "n": len(agree)}
+        log(f"  invariance {v}: agreement {out[v]['agreement']:.3f} |dV| {out[v]['mean_abs_dv']:.3f} "
+            f"|dA| {out[v]['mean_abs_da']:.3f}")
+    return out
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ training fit; quicker, for trying things).
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, busy cores
+
 import argparse
 import datetime as dt
 import json
@@ -34,7 +38,7 @@ from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, UPDATE_HZ  # noqa: E402
 from tools.moodcore import DEFAULT_CONFIG, design, fit_model, output_scale_from  # noqa: E402
 from tools.onnx_export import export_model  # noqa: E402
 
-MODEL_VERSION = "1"
+MODEL_VERSION = "3"
 
 TRAINING_DATA = ("4Q audio emotion dataset (Panda, Malheiro & Paiva 2018, IEEE TAFFC), 707 clips, "
                  "static tag-derived valence/arousal + quadrant; VGMIDI (Ferreira & Whitehead 2019, "
@@ -42,7 +46,8 @@ TRAINING_DATA = ("4Q audio emotion dataset (Panda, Malheiro & Paiva 2018, IEEE T
 
 
 def train_export(clips, config: dict, out: Path, *, cv: dict | None = None, extra: dict | None = None,
-                 name: str = "moodtrack-mood", version: str = MODEL_VERSION):
+                 name: str = "moodtrack-mood", version: str = MODEL_VERSION,
+                 embedding: Path = ROOT / "models" / "embedding.onnx"):
     """Fit ``config['model']`` on ``clips`` and export it with metadata. Returns (model, path)."""
     X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"])
     model = fit_model(config["model"], X, Y, w, seed=config["seed"])
@@ -67,9 +72,31 @@ def train_export(clips, config: dict, out: Path, *, cv: dict | None = None, extr
     if cv is not None:
         meta["cv"] = json.dumps({k: [round(v["mean"], 4), round(v["std"], 4)]
                                  for k, v in cv["summary"].items() if not k.endswith("_s")})
-    path = export_model(model, path=out, extractor_spec=FeatureExtractor().spec(), output_scale=scale,
-                        residual_std=resid, name=name, version=version, extra=meta)
+    if config.get("features", "hand") == "emb":
+        spec = embedding_spec(embedding, config)
+    else:
+        spec = FeatureExtractor().spec()
+    path = export_model(model, path=out, extractor_spec=spec, output_scale=scale,
+                        residual_std=resid, name=name, version=version, extra=meta, n_features=X.shape[1])
     return model, path
+
+
+def embedding_spec(embedding: Path, config: dict) -> dict[str, str]:
+    """The metadata that ties a head to its embedding network (same folder as the head)."""
+    from realtime.embedding import EmbeddingExtractor, EmbeddingNetwork
+
+    net = EmbeddingNetwork(embedding)
+    ex = EmbeddingExtractor(net, pools=tuple(x for x in config["pools"].split(",") if x))
+    spec = {**ex.spec(), "embedding_model": Path(embedding).name,
+            "sample_rate": str(net.front_end["sample_rate"])}
+    tags = Path(embedding).with_name("tags.onnx")
+    if tags.is_file():  # the genre head, if trained on this embedding network
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(tags)).metadata_props}
+        if meta.get("embedding_sha") == net.sha:
+            spec["tags_model"] = tags.name
+    return spec
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,411 @@
+"""Streaming, causal music embedding: mono samples in, one head-input vector per mood update out.
+
+Three steps, each causal and independent of block sizes:
+
+1. :class:`LogMelFrontEnd`: a power mel spectrogram (``center=False``, Hann window) with a
+   slow causal level normalisation (a bias-corrected running mean of the frame power,
+   time constant ``norm_tau_s``), then musicnn's compression ``log10(10000 x + 1)``. A
+   constant gain change cancels out exactly (down to ``max_gain_db`` of boost), so the
+   embedding does not move with the monitor level; the true level is still reported.
+2. Patches of ``patch_frames`` log-mel frames, one every ``patch_hop`` frames, go through
+   the embedding network (ONNX, distilled from MSD-musicnn, see ``models/MODEL.md``), which
+   gives a 200-value embedding, tag probabilities and a speech probability per patch.
+3. At each update instant the head input is computed from the embeddings of the patches
+   completed by then: the mean over the last ``context_s`` seconds of patches, and the
+   mean of the last ``short_context_s`` seconds minus a slow running mean (within-piece
+   change).
+
+The network runs once per patch (about once a second), not once per update, so the cost
+does not grow with the update rate. This module is the single implementation: ``tools/``
+trains on it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+from scipy.signal import lfilter
+
+from realtime import filterbanks
+from realtime.errors import MoodtrackError
+from realtime.ringbuffer import RingBuffer
+
+EMBEDDING_VERSION = "mt-emb-1"
+
+#: Front-end settings the embedding network was trained with (musicnn's, but causal).
+FRONT_END = dict(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)
+
+
+class LogMelFrontEnd:
+    """Causal log-mel frames with a slow level normalisation.
+
+    - ``sample_rate`` (Hz), ``n_fft``, ``hop_length`` (samples), ``n_mels`` (bands, Slaney
+      mel from 0 Hz to Nyquist, as librosa's defaults);
+    - ``norm_tau_s``: time constant (seconds) of the running mean frame power that the
+      frames are normalised by; ``norm_db``: the mean power (dB re full scale, i.e. 10
+      log10 of the mean square) the running mean is brought to; ``max_gain_db``: the most
+      the normalisation amplifies (quieter input stays quieter, so noise is not blown up).
+
+    :meth:`process` returns ``(logmel, power)``: the new complete frames as float32
+    ``(n, n_mels)`` and their mean-square power (float64 ``(n,)``, unnormalised).
+    Frame *i* covers samples ``[i * hop_length, i * hop_length + n_fft)``.
+    """
+
+    def __init__(self, *, sample_rate: int = 16000, n_fft: int = 512, hop_length: int = 256,
+                 n_mels: int = 96, norm_tau_s: float = 10.0, norm_db: float = -20.0,
+                 max_gain_db: float = 40.0, chunk: int = 32768):
+        self.sample_rate = int(sample_rate)
+        self.n_fft = int(n_fft)
+        self.hop_length = int(hop_length)
+        self.n_mels = int(n_mels)
+        self.norm_tau_s = float(norm_tau_s)
+        self.norm_db = float(norm_db)
+        self.max_gain_db = float(max_gain_db)
+        self.frames_per_second = self.sample_rate / self.hop_length
+        fb = filterbanks.load(sample_rate=self.sample_rate, n_fft=self.n_fft,
+                              n_mels=self.n_mels, fmin=0.0)
+        self._window = fb["window"]
+        self._mel_fb_t = np.ascontiguousarray(fb["mel"].T)  # (bins, n_mels)
+        self._win_power = float(np.mean(self._window.astype(np.float64) ** 2))
+        self._decay = float(np.exp(-1.0 / (self.norm_tau_s * self.frames_per_second)))
+        self._target = 10.0 ** (self.norm_db / 10.0)
+        self._floor = 10.0 ** ((self.norm_db - self.max_gain_db) / 10.0)
+        self._chunk = max(int(chunk), self.n_fft)
+        self.reset()
+
+    def reset(self) -> None:
+        self._ring = RingBuffer(self.n_fft + self._chunk)
+        self._n_frames = 0
+        self._ema_zi = np.zeros(1)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames returned so far."""
+        return self._n_frames
+
+    def process(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        mels, powers = [], []
+        for start in range(0, block.size, self._chunk):
+            self._ring.write(block[start:start + self._chunk])
+            total = self._ring.total
+            ready = 0 if total < self.n_fft else (total - self.n_fft) // self.hop_length + 1
+            if ready > self._n_frames:
+                m, p = self._frames(self._n_frames, ready)
+                mels.append(m)
+                powers.append(p)
+        if not mels:
+            return np.zeros((0, self.n_mels), np.float32), np.zeros(0)
+        return np.concatenate(mels), np.concatenate(powers)
+
+    def _frames(self, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        hop, n_fft = self.hop_length, self.n_fft
+        span = self._ring.read(first * hop, (stop - first - 1) * hop + n_fft)
+        frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop] * self._window
+        spec = scipy.fft.rfft(frames, axis=1)
+        pspec = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        mel = pspec @ self._mel_fb_t
+        power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / (n_fft * self._win_power)
+        # Bias-corrected running mean of the frame power (exact across chunks: one recursion).
+        d = self._decay
+        ema, self._ema_zi = lfilter([1.0 - d], [1.0, -d], power, zi=self._ema_zi)
+        n = np.arange(first + 1, stop + 1, dtype=np.float64)
+        ref = ema / -np.expm1(n * np.log(d))
+        gain = (self._target / np.maximum(ref, self._floor)).astype(np.float32)
+        logmel = np.log10(10000.0 * (mel * gain[:, None]).astype(np.float16).astype(np.float32) + 1.0)
+        self._n_frames = stop
+        return logmel.astype(np.float32), power
+
+
+def patch_stack(logmel: np.ndarray, ends: np.ndarray, patch_frames: int) -> np.ndarray:
+    """``(len(ends), patch_frames, n_mels)`` patches ending (exclusive) at frame ``ends``,
+    left-padded with zeros (the log-mel of silence) where they start before frame 0."""
+    logmel = np.asarray(logmel, dtype=np.float32)
+    out = np.zeros((len(ends), patch_frames, logmel.shape[1]), np.float32)
+    for i, e in enumerate(ends):
+        s = e - patch_frames
+        seg = logmel[max(s, 0):e]
+        out[i, patch_frames - seg.shape[0]:] = seg
+    return out
+
+
+@dataclass(frozen=True)
+class PatchOutput:
+    """What the embedding network says about one patch."""
+
+    end_frame: int
+    embedding: np.ndarray  # (n_embedding,) float32
+    tags: np.ndarray  # (n_tags,) probabilities
+    speech: float  # probability that speech dominates the patch
+
+
+class EmbeddingNetwork:
+    """The ONNX embedding network on one intra-op thread, its metadata checked.
+
+    Input ``melspec`` float32 ``(n, patch_frames, n_mels)``; outputs ``embedding``
+    ``(n, n_embedding)``, ``tags`` ``(n, n_tags)`` (probabilities) and ``speech`` ``(n, 1)``.
+    """
+
+    REQUIRED = ("embedding_version", "sample_rate", "n_fft", "hop_length", "n_mels",
+                "patch_frames", "norm_tau_s", "norm_db", "max_gain_db", "tag_names")
+
+    def __init__(self, path: str | os.PathLike):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MoodtrackError(f"embedding model file {self.path} not found: restore "
+                                 "models/embedding.onnx or reinstall moodtrack")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(
+                f"embedding model file {self.path} is not a readable ONNX model "
+                f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from None
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        missing = [k for k in self.REQUIRED if k not in meta]
+        if missing:
+            raise MoodtrackError(f"embedding model {self.path} lacks metadata {', '.join(missing)}: "
+                                 "it was not exported by tools/train_embedding.py")
+        if meta["embedding_version"] != EMBEDDING_VERSION:
+            raise MoodtrackError(
+                f"embedding model {self.path} is {meta['embedding_version']!r} but this moodtrack "
+                f"computes {EMBEDDING_VERSION!r} front ends; use a matching moodtrack version")
+        self.metadata = meta
+        import hashlib
+
+        self.sha = hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
+        try:
+            self.front_end = {k: int(meta[k]) for k in ("sample_rate", "n_fft", "hop_length", "n_mels")}
+            self.front_end.update({k: float(meta[k]) for k in ("norm_tau_s", "norm_db", "max_gain_db")})
+            self.patch_frames = int(meta["patch_frames"])
+        except ValueError as exc:
+            raise MoodtrackError(f"embedding model {self.path} has malformed metadata ({exc})") from None
+        if not (8000 <= self.front_end["sample_rate"] <= 48000 and self.patch_frames > 0
+                and 0 < self.front_end["hop_length"] <= self.front_end["n_fft"]):
+            raise MoodtrackError(f"embedding model {self.path} has out-of-range front-end metadata")
+        self.tag_names = tuple(meta["tag_names"].split(",")) if meta["tag_names"] else ()
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        for name in ("embedding", "tags", "speech"):
+            if name not in self._outputs:
+                raise MoodtrackError(f"embedding model {self.path} has no output {name!r}")
+        self.n_embedding = int(self._session.get_outputs()[self._outputs.index("embedding")].shape[-1])
+
+    def make_front_end(self) -> LogMelFrontEnd:
+        return LogMelFrontEnd(**self.front_end)
+
+    def run(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(embedding, tags, speech)`` for ``(n, patch_frames, n_mels)`` patches."""
+        x = np.ascontiguousarray(patches, dtype=np.float32)
+        emb, tags, speech = self._session.run(["embedding", "tags", "speech"], {"melspec": x})
+        return emb, tags, speech.reshape(-1)
+
+
+#: The pooled vectors a head can take, in the order they are concatenated.
+POOLS = ("ctx_mean", "ctx_std", "short_mean", "short_rel")
+
+
+@dataclass(frozen=True)
+class EmbeddingUpdate:
+    """The head input of one mood update (duck-compatible with
+    :class:`realtime.features.FeatureUpdate`), plus what the network said besides.
+
+    ``features``: the pooled embeddings the head takes; ``level_db``: mean power of the
+    last ``level_s`` seconds in dBFS (unnormalised input); ``speech``: speech probability
+    of the newest patch; ``tags``: tag probabilities averaged over the context;
+    ``context``: the embedding averaged over the context.
+    """
+
+    end_sample: int
+    t: float
+    features: np.ndarray
+    level_db: float
+    speech: float
+    tags: np.ndarray
+    context: np.ndarray  # mean embedding over the context (the genre head's input, with tags)
+
+
+class EmbeddingExtractor:
+    """Causal streaming embedding of mono float32 blocks at the network's sample rate.
+
+    Keyword-only options (units as named):
+
+    - ``update_hz``: mood updates per second of audio; update *k* describes the audio up
+      to sample ``round(k * sample_rate / update_hz)``;
+    - ``patch_hop_s``: seconds between network patches (patch *j* ends with the last frame
+      complete at ``j * patch_hop_s``);
+    - ``context_s`` / ``short_context_s``: seconds of patches pooled into ``ctx_*`` and
+      ``short_*``; ``rel_tau_s``: time constant of the running mean that ``short_rel`` is
+      relative to;
+    - ``pools``: which of :data:`POOLS` the head takes; ``min_context_s``: no update before
+      this much audio; ``level_s``: seconds averaged for ``level_db``.
+    """
+
+    def __init__(self, network: EmbeddingNetwork, *, update_hz: float = 2.0,
+                 patch_hop_s: float = 1.0, context_s: float = 10.0, short_context_s: float = 3.0,
+                 rel_tau_s: float = 30.0, pools=("ctx_mean",), min_context_s: float = 1.0,
+                 level_s: float = 0.5):
+        if not 0 < update_hz <= 50:
+            raise ValueError("update_hz must be in (0, 50]")
+        if not 0 < patch_hop_s <= 10 or not 0 < short_context_s <= context_s <= 120:
+            raise ValueError("patch_hop_s, short_context_s and context_s are out of range")
+        bad = [p for p in pools if p not in POOLS]
+        if bad or not pools:
+            raise ValueError(f"unknown pools {bad}; choose from {POOLS}")
+        self.network = network
+        self.front = network.make_front_end()
+        self.sample_rate = self.front.sample_rate
+        self.update_hz = float(update_hz)
+        self.patch_hop_s = float(patch_hop_s)
+        self.context_s = float(context_s)
+        self.short_context_s = float(short_context_s)
+        self.rel_tau_s = float(rel_tau_s)
+        self.pools = tuple(pools)
+        self.min_context_s = float(min_context_s)
+        self.level_s = float(level_s)
+        self.patch_frames = network.patch_frames
+        fps = self.front.frames_per_second
+        self._n_level = max(1, int(round(self.level_s * fps)))
+        self._n_ctx = max(1, int(round(self.context_s / self.patch_hop_s)))
+        self._n_short = max(1, min(self._n_ctx, int(round(self.short_context_s / self.patch_hop_s))))
+        self._rel_decay = float(np.exp(-self.patch_hop_s / self.rel_tau_s))
+        self._frame_cap = self.patch_frames + self.front._chunk // self.front.hop_length + 2
+        self.reset()
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def n_features(self) -> int:
+        return self.network.n_embedding * len(self.pools)
+
+    def spec(self) -> dict[str, str]:
+        """What a head must have been trained with: compared against its ONNX metadata."""
+        return {
+            "embedding_version": EMBEDDING_VERSION,
+            "embedding_sha": self.network.sha,
+            "patch_hop_s": f"{self.patch_hop_s:g}",
+            "context_s": f"{self.context_s:g}",
+            "short_context_s": f"{self.short_context_s:g}",
+            "rel_tau_s": f"{self.rel_tau_s:g}",
+            "pools": ",".join(self.pools),
+        }
+
+    def reset(self) -> None:
+        """Forget all audio: the next sample is sample 0 of a new stream."""
+        self.front.reset()
+        n_mels = self.front.n_mels
+        self._logmel = np.zeros((self._frame_cap, n_mels), np.float32)
+        self._power = np.zeros(self._frame_cap, np.float64)
+        self._total = 0  # samples consumed
+        self._k_update = 1
+        self._j_patch = 1
+        e = self.network.n_embedding
+        self._emb = np.zeros((self._n_ctx, e), np.float32)  # ring of the newest patch embeddings
+        self._tags = np.zeros((self._n_ctx, len(self.network.tag_names) or 1), np.float32)
+        self._speech = 0.0
+        self._n_patches = 0
+        self._rel_state = np.zeros(e, np.float64)
+
+    def process(self, block: np.ndarray) -> list[EmbeddingUpdate]:
+        """Consume a mono block (any length) and return the updates it completes, in order."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        out: list[EmbeddingUpdate] = []
+        step = self.front._chunk
+        for start in range(0, block.size, step):
+            self._consume(block[start:start + step], out)
+        return out
+
+    # ---------------------------------------------------------------- internals
+    def _frames_by(self, end_sample: int) -> int:
+        f = self.front
+        return 0 if end_sample < f.n_fft else (end_sample - f.n_fft) // f.hop_length + 1
+
+    def _consume(self, chunk: np.ndarray, out: list[EmbeddingUpdate]) -> None:
+        first = self.front.n_frames
+        logmel, power = self.front.process(chunk)
+        idx = np.arange(first, first + logmel.shape[0]) % self._frame_cap
+        self._logmel[idx] = logmel
+        self._power[idx] = power
+        # Patches and updates interleave in time order.
+        total = self._total + chunk.size
+        while True:
+            p_end = int(round(self._j_patch * self.patch_hop_s * self.sample_rate))
+            u_end = int(round(self._k_update * self.sample_rate / self.update_hz))
+            if min(p_end, u_end) > total:
+                break
+            if p_end <= u_end:
+                self._patch(self._frames_by(p_end))
+                self._j_patch += 1
+            else:
+                self._k_update += 1
+                if u_end >= self.min_context_s * self.sample_rate and self._n_patches:
+                    out.append(self._update(u_end))
+        self._total = total
+
+    def _patch(self, end_frame: int) -> None:
+        n = self.patch_frames
+        patch = np.zeros((1, n, self.front.n_mels), np.float32)
+        have = min(end_frame, n)
+        if have:
+            idx = np.arange(end_frame - have, end_frame) % self._frame_cap
+            patch[0, n - have:] = self._logmel[idx]
+        emb, tags, speech = self.network.run(patch)
+        slot = self._n_patches % self._n_ctx
+        self._emb[slot] = emb[0]
+        if tags.shape[1]:
+            self._tags[slot] = tags[0]
+        self._speech = float(speech[0])
+        self._n_patches += 1
+        self._rel_state = self._rel_decay * self._rel_state + (1.0 - self._rel_decay) * emb[0]
+
+    def _recent(self, ring: np.ndarray, k: int) -> np.ndarray:
+        k = min(k, self._n_patches)
+        idx = (self._n_patches - 1 - np.arange(k)) % self._n_ctx
+        return ring[idx]
+
+    def _update(self, end: int) -> EmbeddingUpdate:
+        ctx = self._recent(self._emb, self._n_ctx).astype(np.float64)
+        short = self._recent(self._emb, self._n_short).astype(np.float64)
+        ctx_mean = ctx.mean(axis=0)
+        parts = []
+        for p in self.pools:
+            if p == "ctx_mean":
+                parts.append(ctx_mean)
+            elif p == "ctx_std":
+                parts.append(ctx.std(axis=0))
+            elif p == "short_mean":
+                parts.append(short.mean(axis=0))
+            else:  # short_rel: relative to the bias-corrected running mean
+                ref = self._rel_state / (1.0 - self._rel_decay ** self._n_patches)
+                parts.append(short.mean(axis=0) - ref)
+        n_avail = self._frames_by(end)
+        n_level = min(self._n_level, n_avail)
+        lidx = np.arange(n_avail - n_level, n_avail) % self._frame_cap
+        level = float(self._power[lidx].mean()) if n_level else 0.0
+        tags = self._recent(self._tags, self._n_ctx).mean(axis=0)
+        return EmbeddingUpdate(end_sample=end, t=end / self.sample_rate,
+                               features=np.concatenate(parts).astype(np.float32),
+                               level_db=float(10.0 * np.log10(max(level, 1e-10))),
+                               speech=self._speech, tags=tags.astype(np.float32),
+                               context=ctx_mean.astype(np.float32))
+
+
+def extract(samples: np.ndarray, network: EmbeddingNetwork, **options):
+    """``(t, X, level_db, speech, tags)`` of a whole signal, through the streaming extractor."""
+    ex = EmbeddingExtractor(network, **options)
+    ups = ex.process(samples)
+    if not ups:
+        n = ex.n_features
+        return (np.zeros(0), np.zeros((0, n), np.float32), np.zeros(0), np.zeros(0),
+                np.zeros((0, len(network.tag_names)), np.float32))
+    return (np.array([u.t for u in ups]), np.stack([u.features for u in ups]),
+            np.array([u.level_db for u in ups]), np.array([u.speech for u in ups]),
+            np.stack([u.tags for u in ups]))

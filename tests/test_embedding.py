@@ -1,0 +1,180 @@
+"""The embedding stage: causal level-normalised log-mel, the shipped network, streaming parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.embedding import (EMBEDDING_VERSION, EmbeddingExtractor, EmbeddingNetwork, LogMelFrontEnd,
+                                extract, patch_stack)
+from realtime.errors import MoodtrackError
+from realtime.model import MoodModel, default_model_path
+
+SR = 16000
+
+
+def _music(seconds: float, seed: int = 0) -> np.ndarray:
+    """Chords of harmonic tones with a pulse: music-like, deterministic."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    y = np.zeros_like(t)
+    for k, f0 in enumerate(rng.choice([110.0, 146.8, 196.0, 220.0, 261.6], 3, replace=False)):
+        for h in range(1, 6):
+            y += np.sin(2 * np.pi * f0 * h * t + k) / h
+    y *= 0.5 + 0.5 * (np.sin(2 * np.pi * 2.0 * t) > 0)
+    return (0.05 * y + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def network() -> EmbeddingNetwork:
+    model = MoodModel(default_model_path())
+    assert model.uses_embedding, "the shipped model is a head on the embedding network"
+    return model.network
+
+
+def test_front_end_matches_librosa_mel_with_the_running_normalisation():
+    import librosa
+    from scipy.signal import lfilter
+
+    y = _music(6.0)
+    fe = LogMelFrontEnd()
+    logmel, power = fe.process(y)
+    S = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=512, hop_length=256, n_mels=96, center=False).T
+    assert logmel.shape == S.shape
+    d = np.exp(-1.0 / (fe.norm_tau_s * fe.frames_per_second))
+    ref = lfilter([1 - d], [1, -d], power) / (1 - d ** np.arange(1, len(power) + 1))
+    gain = 10 ** (fe.norm_db / 10) / np.maximum(ref, 10 ** ((fe.norm_db - fe.max_gain_db) / 10))
+    want = np.log10(10000 * (S * gain[:, None]).astype(np.float16).astype(np.float32) + 1)
+    np.testing.assert_allclose(logmel, want, atol=2e-3)  # float16 steps, librosa's own FFT
+    # The frame power is the mean square of the frame (a sine of amplitude 1 -> 0.5).
+    sine = np.sin(2 * np.pi * 1000 * np.arange(SR) / SR).astype(np.float32)
+    _, p = LogMelFrontEnd().process(sine)
+    np.testing.assert_allclose(p, 0.5, rtol=0.02)
+
+
+def test_a_gain_change_does_not_move_the_log_mel():
+    y = _music(12.0)
+    a, _ = LogMelFrontEnd().process(y)
+    for db in (-30.0, -24.0, 6.0):
+        b, _ = LogMelFrontEnd().process((y * 10 ** (db / 20)).astype(np.float32))
+        assert np.abs(a - b).max() < 0.01, db  # float16 rounding only
+
+
+def test_quiet_input_is_not_amplified_beyond_max_gain():
+    noise = (1e-5 * np.random.default_rng(0).standard_normal(4 * SR)).astype(np.float32)  # -100 dBFS
+    fe = LogMelFrontEnd()
+    logmel, _ = fe.process(noise)
+    loud, _ = LogMelFrontEnd().process(noise * 1000)  # -40 dBFS: normalised in full
+    assert logmel.mean() < loud.mean() - 0.5
+
+
+def test_patch_stack_pads_the_start_with_silence():
+    lm = np.arange(20, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    p = patch_stack(lm, np.array([4, 20]), 6)
+    assert p.shape == (2, 6, 3)
+    assert p[0, :2].sum() == 0 and p[0, 2:, 0].tolist() == [0, 1, 2, 3]
+    assert p[1, :, 0].tolist() == list(range(14, 20))
+
+
+def test_stream_equals_whole_file_with_odd_blocks(network):
+    y = _music(9.0, seed=1)
+    t, X, level, speech, tags = extract(y, network, pools=("ctx_mean", "short_rel"))
+    ex = EmbeddingExtractor(network, pools=("ctx_mean", "short_rel"))
+    ups, i, sizes = [], 0, [1, 65, 512, 8193, 3, 40000]
+    k = 0
+    while i < y.size:
+        b = sizes[k % len(sizes)]
+        ups += ex.process(y[i:i + b])
+        i += b
+        k += 1
+    assert [u.t for u in ups] == t.tolist()
+    np.testing.assert_array_equal(np.stack([u.features for u in ups]), X)
+    np.testing.assert_array_equal([u.level_db for u in ups], level)
+    np.testing.assert_array_equal([u.speech for u in ups], speech)
+
+
+def test_updates_are_causal_and_on_the_update_grid(network):
+    y = _music(8.0, seed=2)
+    t, X, *_ = extract(y, network, update_hz=2.0)
+    assert t[0] == 1.0 and np.allclose(np.diff(t), 0.5)
+    other = np.concatenate([y[: 5 * SR], _music(3.0, seed=7)])  # same first 5 s, other future
+    t2, X2, *_ = extract(other, network, update_hz=2.0)
+    n = int(np.sum(t <= 5.0))
+    np.testing.assert_array_equal(X[:n], X2[:n])
+    assert not np.array_equal(X[n:], X2[n:len(X)])
+
+
+def test_network_outputs(network):
+    assert network.metadata["embedding_version"] == EMBEDDING_VERSION
+    assert len(network.tag_names) == 100 and network.tag_names[0].startswith("msd:")
+    lm, _ = network.make_front_end().process(_music(4.0))
+    emb, tags, speech = network.run(patch_stack(lm, np.array([lm.shape[0]]), network.patch_frames))
+    assert emb.shape == (1, network.n_embedding) and np.isfinite(emb).all()
+    assert tags.shape == (1, 100) and ((tags >= 0) & (tags <= 1)).all()
+    assert 0 <= speech[0] <= 1
+
+
+def test_network_metadata_is_checked(tmp_path, network):
+    import onnx
+
+    m = onnx.load(str(network.path))
+    props = {p.key: p.value for p in m.metadata_props}
+    for broken in ({"embedding_version": "mt-emb-0"}, {"patch_frames": "x"}, {"sample_rate": "0"}):
+        del m.metadata_props[:]
+        for k, v in {**props, **broken}.items():
+            p = m.metadata_props.add()
+            p.key, p.value = k, v
+        path = tmp_path / "e.onnx"
+        onnx.save(m, str(path))
+        with pytest.raises(MoodtrackError, match=str(path)):
+            EmbeddingNetwork(path)
+    with pytest.raises(MoodtrackError, match="not found"):
+        EmbeddingNetwork(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(MoodtrackError, match="not a readable ONNX model"):
+        EmbeddingNetwork(tmp_path / "junk.onnx")
+
+
+def test_head_refuses_another_embedding_network(tmp_path):
+    import shutil
+
+    import onnx
+
+    head = default_model_path()
+    shutil.copy(head, tmp_path / head.name)
+    m = onnx.load(str(MoodModel(head).network.path))
+    p = m.metadata_props.add()
+    p.key, p.value = "retrained", "yes"  # other bytes -> other hash
+    onnx.save(m, str(tmp_path / "embedding.onnx"))
+    with pytest.raises(MoodtrackError, match="another embedding network"):
+        MoodModel(tmp_path / head.name)
+
+
+def test_speech_hold_keeps_the_estimate_while_dialogue_dominates():
+    from realtime.mood import MoodEstimator
+
+    est = MoodEstimator(speech_hold=0.5)
+    a = est.update(1.0, 0.5, 0.5, -20.0, speech=0.1)
+    held = est.update(1.5, -0.5, -0.5, -20.0, speech=0.9)  # a line over the score
+    assert (held.valence, held.arousal, held.mood) == (a.valence, a.arousal, a.mood)
+    moved = est.update(2.0, -0.5, -0.5, -20.0, speech=0.2)
+    assert moved.mood == "melancholic"
+    plain = MoodEstimator()  # off by default
+    plain.update(1.0, 0.5, 0.5, -20.0, speech=0.1)
+    assert plain.update(1.5, -0.5, -0.5, -20.0, speech=0.9).mood == "melancholic"
+
+
+def test_shipped_model_gives_speech_instruments_and_genres(network):
+    model = MoodModel(default_model_path())
+    ex = model.make_extractor(update_hz=2.0)
+    ups = ex.process(_music(6.0))
+    out = model.outputs(ups)
+    assert out.va.shape == (len(ups), 2) and np.isfinite(out.va).all()
+    assert out.speech.shape == (len(ups),) and ((out.speech >= 0) & (out.speech <= 1)).all()
+    names, scores = out.tags["instruments"]
+    assert {"piano", "strings", "guitar", "drums", "synth", "vocals", "choir", "woodwinds"} <= set(names)
+    assert scores.shape == (len(ups), len(names))
+    gnames, gscores = out.tags["genres"]
+    assert {"jazz", "electronic", "hip-hop", "country", "folk", "blues", "reggae", "latin", "classical",
+            "r&b/soul"} <= set(gnames)
+    assert gscores.shape == (len(ups), len(gnames)) and ((gscores >= 0) & (gscores <= 1)).all()

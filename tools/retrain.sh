@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Retrain every shipped model from ../shared/data, with fixed seeds (see models/MODEL.md):
+#   bash tools/retrain.sh [DATA_DIR]        (default ../shared/data)
+# Needs the train extra (pip install -e '.[train]', torch==2.13.0 for the student) and, for
+# the teachers, a TensorFlow 2.15 environment in $TFENV (see tools/convert_musicnn.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${1:-../shared/data}"
+PY="${PYTHON:-.venv/bin/python}"
+TFENV="${TFENV:-$HOME/tfenv}"
+[ -f cache/teacher/msd_musicnn.onnx ] || "$TFENV/bin/python" tools/convert_musicnn.py --out cache/teacher
+"$PY" tools/render_vgmidi.py --data "$DATA" --cache cache                        # MIDI -> audio, 3 soundfonts
+"$PY" -m tools.corpus --data "$DATA" --cache cache                               # 16 kHz audio + teacher targets
+"$PY" tools/train_embedding.py --cache cache --out models/embedding.onnx         # distil the student
+"$PY" -m tools.embdata --data "$DATA" --cache cache                              # every clip through it (cached)
+"$PY" tools/train_tags.py --data "$DATA" --cache cache --out models/tags.onnx    # genre head + tag figures
+"$PY" tools/train.py --data "$DATA" --cache cache --out models/mood.onnx         # mood head: CV, fit, export
+"$PY" tools/evaluate.py --data "$DATA" --cache cache --final-check --invariance --out models/eval --name final
