@@ -32,6 +32,7 @@ from scipy.signal import lfilter
 
 from realtime import filterbanks
 from realtime.errors import MoodtrackError
+from realtime.onnxrun import open_session
 from realtime.ringbuffer import RingBuffer
 
 EMBEDDING_VERSION = "mt-emb-1"
@@ -154,23 +155,10 @@ class EmbeddingNetwork:
                 "patch_frames", "norm_tau_s", "norm_db", "max_gain_db", "tag_names")
 
     def __init__(self, path: str | os.PathLike):
-        import onnxruntime as ort
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise MoodtrackError(f"embedding model file {self.path} not found: restore "
-                                 "models/embedding.onnx or reinstall moodtrack")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private types
-            raise MoodtrackError(
-                f"embedding model file {self.path} is not a readable ONNX model "
-                f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from None
+        self._session = open_session(self.path, what="embedding model",
+                                     missing="restore models/embedding.onnx or reinstall moodtrack",
+                                     unreadable="restore models/embedding.onnx or reinstall moodtrack")
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         missing = [k for k in self.REQUIRED if k not in meta]
         if missing:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.errors import MoodtrackError
+from realtime.onnxrun import open_session
 from realtime.features import FEATURE_NAMES, FEATURE_VERSION, FeatureExtractor
 from realtime.validate import finite_floats, positive_float, positive_int
 
@@ -76,27 +77,12 @@ class MoodModel:
     """An onnxruntime session on one intra-op thread, with the model's metadata checked."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        import onnxruntime as ort
-
         self.path = Path(path) if path is not None else default_model_path()
-        if not self.path.is_file():
-            raise MoodtrackError(
-                f"model file {self.path} not found: pass --model PATH, or retrain it with "
-                "'python tools/train.py --data ../shared/data' (see models/MODEL.md)"
-            )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises several private types
-            raise MoodtrackError(
-                f"model file {self.path} is not a readable ONNX model ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0][:200]}); restore models/mood.onnx or pass --model PATH"
-            ) from None
+        self._session = open_session(
+            self.path, what="model",
+            missing="pass --model PATH, or retrain it with 'python tools/train.py --data "
+                    "../shared/data' (see models/MODEL.md)",
+            unreadable="restore models/mood.onnx or pass --model PATH")
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = meta
         self.info = self._check(meta)
@@ -249,21 +235,10 @@ class GenreHead:
     each genre from the context embedding and the tag probabilities."""
 
     def __init__(self, path: Path, network):
-        import onnxruntime as ort
-
-        if not path.is_file():
-            raise MoodtrackError(f"genre model file {path} not found: restore models/tags.onnx "
-                                 "or retrain it with 'python tools/train_tags.py'")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private types
-            raise MoodtrackError(f"genre model file {path} is not a readable ONNX model "
-                                 f"({exc.__class__.__name__}); restore models/tags.onnx") from None
+        self._session = open_session(path, what="genre model",
+                                     missing="restore models/tags.onnx or retrain it with "
+                                             "'python tools/train_tags.py'",
+                                     unreadable="restore models/tags.onnx")
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         if meta.get("embedding_sha") != network.sha or not meta.get("genre_names"):
             raise MoodtrackError(f"genre model {path} was not trained on {network.path}; "

@@ -269,7 +269,7 @@ def main(argv=None) -> int:
     if args.final_check:
         res = final_check(clips, config, log=log)
         if args.invariance:
-            res["invariance"], res["speech"] = final_invariance(clips, config, args, log=log)
+            res["invariance"], res["speech"] = final_invariance(clips, config, args, *res["_model"], log=log)
         res.pop("_model", None)
         (args.out / f"final_check_{name}.json").write_text(json.dumps(res, indent=1, default=str))
         print(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1, default=str))
@@ -305,14 +305,11 @@ def latency_ms(model_path, n: int = 2000) -> dict:
 
 
 
-def final_invariance(clips, config, args, *, log=print):
-    """Invariance and speech figures of the final-check model on the hold-out 4Q clips."""
+def final_invariance(clips, config, args, model, scale, *, log=print):
+    """Invariance and speech figures of the final-check ``model`` (with its output
+    ``scale``) on the hold-out 4Q clips."""
     from realtime.embedding import EmbeddingNetwork
 
-    dev = [c for c in clips if not holdout_group(c.group, c.source)]
-    X, Y, w = design(dev, stride=config["stride"], share_4q=config["share_4q"])
-    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
-    scale = output_scale_from(model.predict(X[::5]))
     net = EmbeddingNetwork(DEFAULT_EMBEDDING)
     groups = {c.group for c in clips if c.source == "4q" and holdout_group(c.group, c.source)}
     pools = _names(config["pools"])

@@ -52,5 +52,7 @@ def export_model(estimator, *, path: str | Path, extractor_spec: dict[str, str],
     onnx.helper.set_model_props(onx, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(onx.SerializeToString())
+    tmp = path.with_name(f".{path.name}.tmp")  # whole or not at all: the runtime may be reading it
+    tmp.write_bytes(onx.SerializeToString())
+    tmp.replace(path)
     return path
