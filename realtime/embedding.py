@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
-from scipy.signal import lfilter
 
 from realtime import filterbanks
 from realtime.errors import MoodtrackError
@@ -108,18 +107,61 @@ class LogMelFrontEnd:
         span = self._ring.read(first * hop, (stop - first - 1) * hop + n_fft)
         frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop] * self._window
         spec = scipy.fft.rfft(frames, axis=1)
-        pspec = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        pspec = (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False)
         mel = pspec @ self._mel_fb_t
         power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / (n_fft * self._win_power)
         # Bias-corrected running mean of the frame power (exact across chunks: one recursion).
         d = self._decay
-        ema, self._ema_zi = lfilter([1.0 - d], [1.0, -d], power, zi=self._ema_zi)
+        ema, self._ema_zi = one_pole(power, d, self._ema_zi)
         n = np.arange(first + 1, stop + 1, dtype=np.float64)
         ref = ema / -np.expm1(n * np.log(d))
         gain = (self._target / np.maximum(ref, self._floor)).astype(np.float32)
-        logmel = np.log10(10000.0 * (mel * gain[:, None]).astype(np.float16).astype(np.float32) + 1.0)
+        logmel = np.log10(10000.0 * round_to_float16(mel * gain[:, None]) + 1.0)
         self._n_frames = stop
-        return logmel.astype(np.float32), power
+        return logmel, power
+
+
+_F16_MIN_NORMAL = np.float32(2.0 ** -14)
+_F16_OVERFLOW = np.float32(65520.0)  # the smallest magnitude that rounds to inf in float16
+
+
+def round_to_float16(x: np.ndarray) -> np.ndarray:
+    """float32 ``x`` rounded to the nearest float16 value (ties to even), as float32: what
+    ``x.astype(np.float16).astype(np.float32)`` gives, bit for bit, without numpy's slow
+    path for values below float16's normal range (10x slower; quiet bands are full of them).
+    """
+    x = np.asarray(x, np.float32)
+    a = np.abs(x)
+    bits = a.view(np.uint32)
+    # Normal range: keep 10 of float32's 23 mantissa bits, rounding to nearest even.
+    normal = ((bits + np.uint32(0x0FFF) + ((bits >> np.uint32(13)) & np.uint32(1)))
+              & np.uint32(0xFFFFE000)).view(np.float32)
+    # Subnormal range: multiples of 2^-24 (rint rounds ties to even).
+    tiny = np.rint(a * np.float32(2.0 ** 24)) * np.float32(2.0 ** -24)
+    out = np.where(a < _F16_MIN_NORMAL, tiny, normal)
+    out[a >= _F16_OVERFLOW] = np.inf
+    out[np.isnan(a)] = np.nan
+    return np.copysign(out, x)
+
+
+def one_pole(x: np.ndarray, decay: float, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y[k] = decay * y[k-1] + (1 - decay) * x[k]`` from the state ``zi`` (``(1,)``, as
+    ``scipy.signal.lfilter([1 - decay], [1, -decay], x, zi=zi)`` returns it, without
+    importing scipy.signal, which costs the live start-up half a second): ``(y, zf)``.
+
+    Vectorised over runs short enough that ``decay ** -run`` stays below 1e3."""
+    x = np.asarray(x, np.float64)
+    y = np.empty_like(x)
+    run = int(max(1, min(1024, np.log(1e3) / -np.log(decay)))) if 0 < decay < 1 else 1
+    z = float(zi[0]) / decay if decay > 0 else 0.0  # the last output y[-1]
+    pw = decay ** np.arange(run + 1, dtype=np.float64)
+    for a in range(0, x.size, run):
+        seg = x[a:a + run]
+        n = seg.size
+        cs = np.cumsum(seg / pw[:n])
+        y[a:a + n] = pw[1:n + 1] * z + (1.0 - decay) * pw[:n] * cs
+        z = y[a + n - 1]
+    return y, np.array([decay * z if x.size else zi[0]])
 
 
 def patch_stack(logmel: np.ndarray, ends: np.ndarray, patch_frames: int) -> np.ndarray:

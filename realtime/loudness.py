@@ -113,6 +113,19 @@ class SosFilter:
         h = np.concatenate([[d], self._obs[:-1] @ b_v])  # impulse response, first chunk
         self._h_fft = sfft.rfft(h, 2 * self.chunk).astype(np.complex64)
         self._state = np.zeros((order, self.channels))
+        # The states at the starts of up to J = SPAN / chunk chunks in one product:
+        # start_j = A_L^j s_0 + sum_{i<j} A_L^(j-1-i) d_i  (A_L = A^chunk, d_i chunk i's drive).
+        j_max = max(1, self.SPAN // self.chunk)
+        step_powers = [np.eye(order)]
+        for _ in range(j_max):
+            step_powers.append(powers[-1] @ step_powers[-1])
+        self._from_state = np.concatenate(step_powers[:j_max])  # (J * order, order)
+        self._from_drive = np.zeros((j_max * order, j_max * order))
+        for j in range(1, j_max):
+            for i in range(j):
+                self._from_drive[j * order:(j + 1) * order, i * order:(i + 1) * order] = \
+                    step_powers[j - 1 - i]
+        self._order = order
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The filtered ``(n, channels)`` block, float64."""
@@ -140,13 +153,19 @@ class SosFilter:
         zs = sfft.irfft(sfft.rfft(xc.astype(np.float32, copy=False), 2 * L, axis=1)
                         * self._h_fft[None, :, None], 2 * L, axis=1)[:, :m].astype(np.float64)
         drive = self._reach[:, L - m:] @ xc.astype(np.float64, copy=False)  # (J, order, channels)
-        step = self._powers[m]
-        starts = np.empty_like(drive)
-        s = self._state
-        for j in range(xc.shape[0]):
-            starts[j] = s
-            s = step @ s + drive[j]
-        self._state = s
+        J, order = xc.shape[0], self._order
+        if m == L and J * order <= self._from_state.shape[0]:  # whole chunks: one product
+            k = J * order
+            starts = (self._from_state[:k] @ self._state
+                      + self._from_drive[:k, :k] @ drive.reshape(k, -1)).reshape(drive.shape)
+            self._state = self._powers[m] @ starts[-1] + drive[-1]
+        else:  # the partial chunk at the end of a block
+            starts = np.empty_like(drive)
+            s = self._state
+            for j in range(J):
+                starts[j] = s
+                s = self._powers[m] @ s + drive[j]
+            self._state = s
         zs += self._obs[:m] @ starts
         return zs
 

@@ -31,7 +31,7 @@ TagScores = Mapping[str, tuple[Sequence[str], np.ndarray]]
 
 def _ranked(names: Sequence[str], scores: np.ndarray) -> list[list]:
     order = np.argsort(-scores, kind="stable")
-    return [[str(names[i]), round(float(scores[i]), 4)] for i in order]
+    return [[str(names[i]), round(v, 4)] for i, v in zip(order.tolist(), scores[order].tolist())]
 
 
 class TagWindow:
@@ -46,6 +46,7 @@ class TagWindow:
         self._sums: dict[str, np.ndarray] = {}
         self._counts: dict[str, np.ndarray] = {}
         self._names: dict[str, tuple[str, ...]] = {}
+        self._given: dict[str, Sequence[str]] = {}
         self._last_t: float | None = None
 
     def add(self, t: float, scores: Mapping[str, tuple[Sequence[str], np.ndarray]] | None
@@ -54,11 +55,13 @@ class TagWindow:
         ``t`` seconds; the tags to publish with this update, or None."""
         for group, (names, row) in (scores or {}).items():
             row = np.asarray(row, np.float64).reshape(-1)
-            names = tuple(str(n) for n in names)
-            if self._names.get(group) != names:  # new vocabulary: start afresh
-                self._names[group] = names
-                self._sums[group] = np.zeros(len(names))
-                self._counts[group] = np.zeros(len(names))
+            if names is not self._given.get(group):  # (the model passes the same tuple)
+                self._given[group] = names
+                names = tuple(str(n) for n in names)
+                if self._names.get(group) != names:  # new vocabulary: start afresh
+                    self._names[group] = names
+                    self._sums[group] = np.zeros(len(names))
+                    self._counts[group] = np.zeros(len(names))
             ok = np.isfinite(row)
             self._sums[group][ok] += row[ok]
             self._counts[group][ok] += 1

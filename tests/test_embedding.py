@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from realtime.embedding import (EMBEDDING_VERSION, EmbeddingExtractor, EmbeddingNetwork, LogMelFrontEnd,
-                                extract, patch_stack)
+                                extract, one_pole, patch_stack, round_to_float16)
 from realtime.errors import MoodtrackError
 from realtime.model import MoodModel, default_model_path
 
@@ -50,6 +50,45 @@ def test_front_end_matches_librosa_mel_with_the_running_normalisation():
     sine = np.sin(2 * np.pi * 1000 * np.arange(SR) / SR).astype(np.float32)
     _, p = LogMelFrontEnd().process(sine)
     np.testing.assert_allclose(p, 0.5, rtol=0.02)
+
+
+@pytest.mark.parametrize("decay", [0.5, 0.99, 0.9984, 0.99999])
+def test_one_pole_is_lfilter_with_state_for_any_block_sizes(decay):
+    from scipy.signal import lfilter
+
+    x = np.random.default_rng(1).random(6000) * 10
+    out, zi, i = [], np.zeros(1), 0
+    for n in (1, 7, 3000, 129, 0, 563, 2300):
+        y, zi = one_pole(x[i:i + n], decay, zi)
+        out.append(y)
+        i += n
+    ref, zf = lfilter([1 - decay], [1, -decay], x, zi=np.zeros(1))
+    np.testing.assert_allclose(np.concatenate(out), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(zi, zf, rtol=1e-12)
+
+
+def test_round_to_float16_is_numpys_cast_bit_for_bit():
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(200_000) * np.exp(rng.uniform(-45, 13, 200_000))).astype(np.float32)
+    edges = [0.0, -0.0, 65504, 65519.99, 65520, 1e30, np.inf, -np.inf, 2.0 ** -24, 2.0 ** -25,
+             3 * 2.0 ** -25, 2.0 ** -14, 2.0 ** -14 * (1 - 2.0 ** -12), 1 + 2.0 ** -11]
+    x = np.concatenate([x, np.array(edges, np.float32)])
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).astype(np.float32)
+    assert np.array_equal(round_to_float16(x).view(np.uint32), want.view(np.uint32))
+    assert np.isnan(round_to_float16(np.array([np.nan], np.float32)))[0]
+
+
+def test_the_model_path_does_not_import_scipy_signal():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from realtime.model import MoodModel, default_model_path; "
+            "m = MoodModel(default_model_path()); "
+            "from realtime.embedding import LogMelFrontEnd; LogMelFrontEnd().process(np.ones(16000)); "
+            "print('scipy.signal' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 
 
 def test_a_gain_change_does_not_move_the_log_mel():
