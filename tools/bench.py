@@ -239,7 +239,8 @@ def run_live(seconds: float, rate: float, *, dashboard: bool, tmp: Path) -> dict
     import zmq
 
     port = free_port()
-    csv_path = tmp / f"live_{rate}_{int(dashboard)}.csv"
+    # A new CSV per run: moodtrack refuses to replace an existing one.
+    csv_path = Path(tempfile.mkdtemp(dir=tmp)) / f"live_{rate:g}_{int(dashboard)}.csv"
     cmd = [*moodtrack_cmd(), "live", "--file", str(DEMO), "--seconds", str(seconds),
            "--rate", str(rate), "--smoothing", "0", "--csv", str(csv_path),
            "--zmq", f"tcp://127.0.0.1:{port}"]
@@ -276,6 +277,10 @@ def run_live(seconds: float, rate: float, *, dashboard: bool, tmp: Path) -> dict
     ctx.term()
     if drain is not None:
         drain.join(5.0)
+    if proc.returncode != 0:
+        said = drain.text()[-400:] if drain is not None else "(run it by hand to see why)"
+        raise SystemExit(f"live run failed (exit {proc.returncode}): {said}")
+    if drain is not None:
         if "valence × arousal" not in drain.text():
             raise SystemExit("live run with the dashboard: no dashboard on the terminal")
     lat = []
