@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 from skl2onnx import to_onnx
 
+from realtime.outputs import atomic_write
+
 
 def _patch_skl2onnx_tree_bools() -> None:
     """skl2onnx 1.20 passes a Python ``bool`` (leaf nodes' missing-value direction) into an
@@ -52,7 +54,5 @@ def export_model(estimator, *, path: str | Path, extractor_spec: dict[str, str],
     onnx.helper.set_model_props(onx, meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")  # whole or not at all: the runtime may be reading it
-    tmp.write_bytes(onx.SerializeToString())
-    tmp.replace(path)
+    atomic_write(path, onx.SerializeToString())  # whole or not at all: the runtime may be reading it
     return path

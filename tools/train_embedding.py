@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime.embedding import EMBEDDING_VERSION, FRONT_END, LogMelFrontEnd, patch_stack  # noqa: E402
+from realtime.outputs import atomic_write  # noqa: E402
 from tools import augment  # noqa: E402
 from tools.corpus import PATCH, SR  # noqa: E402
 
@@ -196,8 +197,8 @@ def export(model, out: Path, tag_names: list[str], report: dict) -> None:
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
-    onnx.save(m, str(tmp))
-    tmp.replace(out)
+    atomic_write(out, m.SerializeToString())
+    tmp.unlink()
 
 
 def main(argv=None) -> int:

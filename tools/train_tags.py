@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from realtime.outputs import atomic_write  # noqa: E402
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, group_folds  # noqa: E402
 
 #: AllMusic genre -> the tag name moodtrack shows; genres with fewer clips are left out.
@@ -111,9 +112,7 @@ def export(head, out: Path, n_in: int, meta: dict) -> Path:
                   options={id(head.steps[-1][1]): {"zipmap": False}})
     onnx.helper.set_model_props(onx, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.onnx")
-    tmp.write_bytes(onx.SerializeToString())
-    tmp.replace(out)
+    atomic_write(out, onx.SerializeToString())
     return out
 
 
