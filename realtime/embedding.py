@@ -69,7 +69,7 @@ class LogMelFrontEnd:
         fb = filterbanks.load(sample_rate=self.sample_rate, n_fft=self.n_fft,
                               n_mels=self.n_mels, fmin=0.0)
         self._window = fb["window"]
-        self._mel_fb_t = np.ascontiguousarray(fb["mel"].T)  # (bins, n_mels)
+        self._mel_fb_t = np.ascontiguousarray(fb["mel"].T, dtype=np.float64)  # (bins, n_mels)
         self._win_power = float(np.mean(self._window.astype(np.float64) ** 2))
         self._decay = float(np.exp(-1.0 / (self.norm_tau_s * self.frames_per_second)))
         self._target = 10.0 ** (self.norm_db / 10.0)
@@ -108,7 +108,9 @@ class LogMelFrontEnd:
         frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop] * self._window
         spec = scipy.fft.rfft(frames, axis=1)
         pspec = (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False)
-        mel = pspec @ self._mel_fb_t
+        # In float64, rounded to float32: a float32 product's rounding depends on how many
+        # frames go to BLAS at once, and it must not (blocks of any size give the same bits).
+        mel = (pspec @ self._mel_fb_t).astype(np.float32)
         power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / (n_fft * self._win_power)
         # Bias-corrected running mean of the frame power (exact across chunks: one recursion).
         d = self._decay
@@ -241,7 +243,10 @@ class EmbeddingNetwork:
 
 
 #: The pooled vectors a head can take, in the order they are concatenated.
-POOLS = ("ctx_mean", "ctx_std", "short_mean", "short_rel")
+POOLS = ("ctx_mean", "ctx_std", "short_mean", "short_rel", "ctx_mean_sw", "short_rel_sw")
+#: Least weight of a patch in the speech-weighted pools (``*_sw``): a patch that is all
+#: speech still counts this much, so that dialogue alone gives the plain mean.
+SPEECH_WEIGHT_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,9 @@ class EmbeddingExtractor:
     - ``context_s`` / ``short_context_s``: seconds of patches pooled into ``ctx_*`` and
       ``short_*``; ``rel_tau_s``: time constant of the running mean that ``short_rel`` is
       relative to;
-    - ``pools``: which of :data:`POOLS` the head takes; ``min_context_s``: no update before
+    - ``pools``: which of :data:`POOLS` the head takes (``*_sw``: the same pools with each
+      patch weighted by ``max(1 - speech, SPEECH_WEIGHT_FLOOR)``, so that patches where
+      dialogue speaks count less); ``min_context_s``: no update before
       this much audio; ``level_s``: seconds averaged for ``level_db``.
     """
 
@@ -340,9 +347,12 @@ class EmbeddingExtractor:
         e = self.network.n_embedding
         self._emb = np.zeros((self._n_ctx, e), np.float32)  # ring of the newest patch embeddings
         self._tags = np.zeros((self._n_ctx, len(self.network.tag_names) or 1), np.float32)
+        self._weight = np.zeros(self._n_ctx, np.float64)  # ring of the patches' speech weights
         self._speech = 0.0
         self._n_patches = 0
         self._rel_state = np.zeros(e, np.float64)
+        self._relw_state = np.zeros(e, np.float64)  # speech-weighted running sum ...
+        self._relw_norm = 0.0  # ... and its running weight
 
     def process(self, block: np.ndarray) -> list[EmbeddingUpdate]:
         """Consume a mono block (any length) and return the updates it completes, in order."""
@@ -393,8 +403,13 @@ class EmbeddingExtractor:
         if tags.shape[1]:
             self._tags[slot] = tags[0]
         self._speech = float(speech[0])
+        w = max(1.0 - self._speech, SPEECH_WEIGHT_FLOOR)
+        self._weight[slot] = w
         self._n_patches += 1
-        self._rel_state = self._rel_decay * self._rel_state + (1.0 - self._rel_decay) * emb[0]
+        d = self._rel_decay
+        self._rel_state = d * self._rel_state + (1.0 - d) * emb[0]
+        self._relw_state = d * self._relw_state + (1.0 - d) * w * emb[0]
+        self._relw_norm = d * self._relw_norm + (1.0 - d) * w
 
     def _recent(self, ring: np.ndarray, k: int) -> np.ndarray:
         k = min(k, self._n_patches)
@@ -413,9 +428,15 @@ class EmbeddingExtractor:
                 parts.append(ctx.std(axis=0))
             elif p == "short_mean":
                 parts.append(short.mean(axis=0))
-            else:  # short_rel: relative to the bias-corrected running mean
+            elif p == "short_rel":  # relative to the bias-corrected running mean
                 ref = self._rel_state / (1.0 - self._rel_decay ** self._n_patches)
                 parts.append(short.mean(axis=0) - ref)
+            elif p == "ctx_mean_sw":
+                w = self._recent(self._weight, self._n_ctx)
+                parts.append((w[:, None] * ctx).sum(axis=0) / w.sum())  # (not BLAS: bit-reproducible)
+            else:  # short_rel_sw: weighted short mean relative to the weighted running mean
+                w = self._recent(self._weight, self._n_short)
+                parts.append((w[:, None] * short).sum(axis=0) / w.sum() - self._relw_state / self._relw_norm)
         n_avail = self._frames_by(end)
         n_level = min(self._n_level, n_avail)
         lidx = np.arange(n_avail - n_level, n_avail) % self._frame_cap

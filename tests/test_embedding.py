@@ -117,8 +117,9 @@ def test_patch_stack_pads_the_start_with_silence():
 
 def test_stream_equals_whole_file_with_odd_blocks(network):
     y = _music(9.0, seed=1)
-    t, X, level, speech, tags = extract(y, network, pools=("ctx_mean", "short_rel"))
-    ex = EmbeddingExtractor(network, pools=("ctx_mean", "short_rel"))
+    pools = ("ctx_mean", "short_rel", "ctx_mean_sw", "short_rel_sw")
+    t, X, level, speech, tags = extract(y, network, pools=pools)
+    ex = EmbeddingExtractor(network, pools=pools)
     ups, i, sizes = [], 0, [1, 65, 512, 8193, 3, 40000]
     k = 0
     while i < y.size:
@@ -187,6 +188,43 @@ def test_head_refuses_another_embedding_network(tmp_path):
     onnx.save(m, str(tmp_path / "embedding.onnx"))
     with pytest.raises(MoodtrackError, match="another embedding network"):
         MoodModel(tmp_path / head.name)
+
+
+class _SpeechScript:
+    """The shipped network, with the speech of patch j set to ``speech[j]``."""
+
+    def __init__(self, network, speech):
+        self._net, self.speech, self.calls = network, list(speech), []
+
+    def __getattr__(self, name):
+        return getattr(self._net, name)
+
+    def run(self, patches):
+        emb, tags, _ = self._net.run(patches)
+        s = self.speech[len(self.calls) % len(self.speech)]
+        self.calls.append(emb[0].astype(np.float64))
+        return emb, tags, np.array([s], np.float32)
+
+
+def test_speech_weighted_pools_discount_dialogue_patches(network):
+    from realtime.embedding import SPEECH_WEIGHT_FLOOR
+
+    y = _music(14.0, seed=2)
+    pools = ("ctx_mean", "short_rel", "ctx_mean_sw", "short_rel_sw")
+    e = network.n_embedding
+    # No speech: the weighted pools are the plain ones.
+    quiet = EmbeddingExtractor(_SpeechScript(network, [0.0]), pools=pools).process(y)
+    X = np.stack([u.features for u in quiet])
+    np.testing.assert_allclose(X[:, 2 * e:3 * e], X[:, :e], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(X[:, 3 * e:], X[:, e:2 * e], rtol=0, atol=1e-6)
+    # Every other patch all speech: the context mean is (nearly) that of the music patches.
+    script = _SpeechScript(network, [0.0, 1.0])
+    ex = EmbeddingExtractor(script, pools=pools, context_s=10.0)
+    last = ex.process(y)[-1]
+    emb = np.stack(script.calls)[-10:]
+    w = np.array([1.0 if j % 2 == 0 else SPEECH_WEIGHT_FLOOR for j in range(len(script.calls))])[-10:]
+    np.testing.assert_allclose(last.features[2 * e:3 * e], w @ emb / w.sum(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(last.features[2 * e:3 * e], last.features[:e], atol=1e-4)
 
 
 def test_speech_hold_keeps_the_estimate_while_dialogue_dominates():
