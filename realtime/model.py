@@ -143,11 +143,13 @@ class MoodModel:
         if len(scale) != 2 or len(resid) != 2 or not all(np.isfinite(scale + resid)) or min(resid) <= 0:
             raise MoodtrackError(f"{where}: output_scale and residual_std need two finite positive values")
         self._embedding_opts = {k: v for k, v in opts.items() if k != "sample_rate"} | {"pools": pools}
-        from realtime.vocab import InstrumentMap
+        from realtime.vocab import GenreMap, InstrumentMap
 
-        self.instruments = InstrumentMap(self.network.tag_names)
-        self.genres = (GenreHead(self.path.parent / meta["tags_model"], self.network)
-                       if meta.get("tags_model") else None)
+        self.tag_head = (TagHead(self.path.parent / meta["tags_model"], self.network)
+                         if meta.get("tags_model") else None)
+        head = self.tag_head
+        self.instruments = InstrumentMap(self.network.tag_names, head.instrument_names if head else ())
+        self.genres = GenreMap(head.genre_names, self.network.tag_names) if head else None
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
 
     def n_inputs(self) -> int:
@@ -219,9 +221,12 @@ class MoodModel:
         if not self.uses_embedding:
             return ModelOutput(va)
         tags = np.stack([u.tags for u in updates])
-        groups = {"instruments": (self.instruments.names, self.instruments(tags))}
-        if self.genres is not None:
-            groups["genres"] = (self.genres.names, self.genres(np.stack([u.context for u in updates]), tags))
+        if self.tag_head is None:
+            groups = {"instruments": (self.instruments.names, self.instruments(tags))}
+        else:
+            genres, instruments = self.tag_head(np.stack([u.context for u in updates]), tags)
+            groups = {"instruments": (self.instruments.names, self.instruments(tags, instruments)),
+                      "genres": (self.genres.names, self.genres(genres, tags))}
         return ModelOutput(va, speech=np.array([u.speech for u in updates], np.float64), tags=groups)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -230,25 +235,42 @@ class MoodModel:
         return self._session.run([self._output], {self._input: x})[0].reshape(-1, 2)
 
 
-class GenreHead:
-    """The genre head (``tags.onnx`` beside the mood head): per update, the probability of
-    each genre from the context embedding and the tag probabilities."""
+class TagHead:
+    """The tag head (``tags.onnx`` beside the mood head): per update, from the context
+    embedding and the tag probabilities, the probability of each AllMusic genre and of
+    each instrument it was trained on (metadata ``genre_names``, ``instrument_names``)."""
 
     def __init__(self, path: Path, network):
-        self._session = open_session(path, what="genre model",
+        self._session = open_session(path, what="tag model",
                                      missing="restore models/tags.onnx or retrain it with "
                                              "'python tools/train_tags.py'",
                                      unreadable="restore models/tags.onnx")
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         if meta.get("embedding_sha") != network.sha or not meta.get("genre_names"):
-            raise MoodtrackError(f"genre model {path} was not trained on {network.path}; "
+            raise MoodtrackError(f"tag model {path} was not trained on {network.path}; "
                                  "retrain it with 'python tools/train_tags.py'")
-        self.names = tuple(meta["genre_names"].split(","))
+        self.genre_names = tuple(meta["genre_names"].split(","))
+        self.instrument_names = tuple(n for n in meta.get("instrument_names", "").split(",") if n)
         self._input = self._session.get_inputs()[0].name
         outs = [o.name for o in self._session.get_outputs()]
         self._output = "probabilities" if "probabilities" in outs else outs[-1]
+        self._width = len(self.genre_names) + len(self.instrument_names)
+        try:
+            p = self(np.zeros((1, network.n_embedding), np.float32),
+                     np.zeros((1, len(network.tag_names)), np.float32))
+        except Exception as exc:  # onnxruntime raises several private types
+            raise MoodtrackError(f"tag model {path} fails on one row ({type(exc).__name__}); "
+                                 "retrain it with 'python tools/train_tags.py'") from None
+        if not all(np.all(np.isfinite(x)) for x in p):
+            raise MoodtrackError(f"tag model {path} gives non-finite scores; retrain it")
 
-    def __call__(self, context: np.ndarray, tags: np.ndarray) -> np.ndarray:
+    def __call__(self, context: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(genre probabilities (n, n_genres), instrument probabilities (n, n_instruments))."""
         x = np.ascontiguousarray(np.hstack([context, tags]), dtype=np.float32)
-        p = self._session.run([self._output], {self._input: x})[0]
-        return np.asarray(p, np.float32).reshape(x.shape[0], len(self.names))
+        p = np.asarray(self._session.run([self._output], {self._input: x})[0], np.float32)
+        if p.size != x.shape[0] * self._width:
+            raise MoodtrackError(f"the tag model gives {p.size // max(x.shape[0], 1)} scores per row, "
+                                 f"not {self._width} (its metadata's genres and instruments); retrain it")
+        p = p.reshape(x.shape[0], self._width)
+        g = len(self.genre_names)
+        return p[:, :g], p[:, g:]

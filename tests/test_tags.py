@@ -194,3 +194,31 @@ def test_analyze_summaries_carry_clip_level_tags(real_model, tiny_model_path, tm
     assert row["genres"] == "classical 0.80; jazz 0.30"
     saved = json.loads(json_path.read_text())["files"][0]
     assert saved["instruments"] == s["instruments"] and saved["genres"] == s["genres"]
+
+
+def test_genre_map_splits_pop_rock_by_the_teacher_and_adds_ambient():
+    from realtime.vocab import GenreMap
+
+    tag_names = ("msd:pop", "msd:rock", "msd:ambient", "msd:dance")
+    gm = GenreMap(("pop/rock", "jazz", "electronic", "new age"), tag_names)
+    assert gm.names == ("pop", "rock", "jazz", "electronic", "ambient", "new age")
+    head = np.array([[0.8, 0.1, 0.3, 0.6], [0.8, 0.1, 0.3, 0.6]])
+    tags = np.array([[0.6, 0.2, 0.1, 0.4],    # poppy, danceable
+                     [0.1, 0.5, 0.6, 0.05]])  # rock, ambient
+    g = dict(zip(gm.names, gm(head, tags).T))
+    np.testing.assert_allclose(g["pop"], [0.8, 0.8 * 0.1 / 0.5], rtol=1e-6)  # the likelier side keeps the parent
+    np.testing.assert_allclose(g["rock"], [0.8 * 0.2 / 0.6, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(g["ambient"], [0.6 * 0.1 / 0.4, 0.6], rtol=1e-6)  # under new age, its larger parent
+    np.testing.assert_allclose(g["jazz"], 0.1)
+    # Without the teacher tags nothing is derived, and nothing is lost.
+    assert GenreMap(("pop/rock", "jazz"), ()).names == ("pop/rock", "jazz")
+
+
+def test_instrument_map_takes_the_heads_instruments():
+    from realtime.vocab import InstrumentMap
+
+    im = InstrumentMap(("mtt:piano", "mtt:drums"), ("brass", "bass"))
+    assert im.names == ("piano", "drums", "brass", "bass")
+    s = im(np.array([[0.9, 0.2]]), np.array([[0.3, 0.7]]))
+    np.testing.assert_allclose(s, [[0.9, 0.2, 0.3, 0.7]], rtol=1e-6)
+    assert np.isnan(im(np.array([[0.9, 0.2]]))[0, 2:]).all()  # head not run: no score, not zero

@@ -27,7 +27,7 @@ from tools import augment
 from tools.corpus import SR, load_16k
 from tools.datasets import UPDATE_HZ, Clip, curve_targets, load_4q_labels, load_vgmidi_annotations, q4_targets
 
-EXTRACT_OPTIONS = dict(update_hz=UPDATE_HZ, pools=("ctx_mean", "ctx_std", "short_mean", "short_rel"))
+EXTRACT_OPTIONS = dict(update_hz=UPDATE_HZ, pools=("ctx_mean", "ctx_std", "short_mean", "short_rel", "ctx_mean_sw", "short_rel_sw"))
 
 TRANSFORMS = {
     "gain-24": lambda y, rng, bank: augment.gain(y, rng, SR, db=-24.0),
@@ -92,11 +92,14 @@ def select_pools(X: np.ndarray, pools, n_embedding: int) -> np.ndarray:
     return np.hstack([X[:, order.index(p) * n_embedding:(order.index(p) + 1) * n_embedding] for p in pools])
 
 
-def load_4q_emb(data, cache, network, *, variants=("orig",), target_mode="blend", verbose=True):
+def load_4q_emb(data, cache, network, *, variants=("orig",), target_mode="blend", groups=None, verbose=True):
+    """The 4Q clips (of the artists ``groups(artist)`` accepts, default all) in each variant."""
     df = load_4q_labels(data)
     clips = []
     for variant in variants:
         for i, row in enumerate(df.itertuples(index=False)):
+            if groups is not None and not groups(str(row.artist)):
+                continue
             path = str(Path(data) / "4q" / "audio" / f"{row.song}.ogg")
             t, X, level, speech, tags = cached(cache, network, "4q", variant, row.song,
                                                lambda path=path: load_16k(path))
@@ -133,6 +136,28 @@ def load_vgmidi_emb(data, cache, network, *, soundfonts=("fluidr3",), span_s=2.0
                                             "speech": speech, "tags": tags, "level": level}))
             if verbose:
                 print(f"vgmidi/{sf_name}/{variant}: done", file=sys.stderr, flush=True)
+    return clips
+
+
+def load_arrangement_emb(cache, network, *, soundfonts=("fluidr3", "musescore", "timgm"), verbose=True):
+    """The instrument arrangements (``tools/arrangements.py``) through the network; each
+    clip's ``meta["instruments"]`` lists the families playing, ``group`` is the piece."""
+    import json
+
+    from tools.arrangements import arrangement_path
+
+    labels = json.loads((Path(cache) / "arrangements" / "labels.json").read_text())
+    clips = []
+    for sf_name in soundfonts:
+        for key, info in labels.items():
+            wav = arrangement_path(cache, sf_name, key)
+            t, X, level, speech, tags = cached(cache, network, f"arr-{sf_name}", "orig", key,
+                                               lambda wav=wav: load_16k(str(wav)))
+            clips.append(Clip("arrangements", info["piece"], key, sf_name, t, X, np.zeros((len(t), 2)),
+                              {"instruments": info["instruments"], "speech": speech, "tags": tags,
+                               "level": level}))
+        if verbose:
+            print(f"arrangements/{sf_name}: done", file=sys.stderr, flush=True)
     return clips
 
 
@@ -177,6 +202,17 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
             wav = rendered_path(cache, sf_name, pid)
             if wav.is_file():
                 tasks.append((str(cache), f"vgmidi-{sf_name}", "orig", pid, str(wav)))
+    labels = Path(cache) / "arrangements" / "labels.json"
+    if labels.is_file():  # the instrument arrangements, when rendered
+        import json
+
+        from tools.arrangements import arrangement_path
+
+        for sf_name in soundfonts:
+            for key in json.loads(labels.read_text()):
+                wav = arrangement_path(cache, sf_name, key)
+                if wav.is_file():
+                    tasks.append((str(cache), f"arr-{sf_name}", "orig", key, str(wav)))
     log(f"{len(tasks)} clips to extract")
     with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(str(embedding),)) as pool:
         for i, _ in enumerate(pool.imap_unordered(_one, tasks, chunksize=8)):

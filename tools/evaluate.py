@@ -117,8 +117,13 @@ def train_and_score(train, test, config, *, log=None) -> tuple[dict, dict]:
     return scores, extras
 
 
-def cross_validate(clips, config, *, n_folds: int = 5, log=print) -> dict:
-    """Group-disjoint CV on the development groups (hold-out groups excluded)."""
+def cross_validate(clips, config, *, n_folds: int = 5, probes=(), log=print) -> dict:
+    """Group-disjoint CV on the development groups (hold-out groups excluded).
+
+    ``probes``: 4Q clips through a signal chain (e.g. dialogue over the music), never
+    trained on: each fold's model also scores those of its test groups, and the report's
+    ``probe_agreement`` is, per chain, the share whose clip-mean quadrant is the clean clip's.
+    """
     dev = [c for c in clips if not holdout_group(c.group, c.source)]
     fold_of = {}
     for src in ("4q", "vgmidi"):
@@ -127,11 +132,17 @@ def cross_validate(clips, config, *, n_folds: int = 5, log=print) -> dict:
                                     seed=config["seed"]).items()})
     folds, raws, resid_sq, n = [], [], np.zeros(2), 0
     pooled = {"q_clips": [], "q_preds": [], "v_clips": [], "v_preds": []}
+    agree: dict[str, list[bool]] = {}
     for k in range(n_folds):
         train = [c for c in dev if fold_of[(c.source, c.group)] != k]
         test = [c for c in dev if fold_of[(c.source, c.group)] == k]
         log(f"fold {k + 1}/{n_folds}: train {len(train)} clips, test {len(test)}")
         s, e = train_and_score(train, test, config, log=log)
+        clean = {c.key: p.mean(axis=0) for c, p in zip(e["q_clips"], e["q_preds"])}
+        for c in probes:
+            if fold_of.get((c.source, c.group)) == k and c.key in clean and len(c.X):
+                m = runtime_outputs(e["model"].predict(c.X), e["scale"]).mean(axis=0)
+                agree.setdefault(c.variant, []).append(quadrant_from_signs(*m) == quadrant_from_signs(*clean[c.key]))
         folds.append(s)
         raws.append(e["raw"])
         resid_sq += e["resid_sq"]
@@ -145,6 +156,7 @@ def cross_validate(clips, config, *, n_folds: int = 5, log=print) -> dict:
         "summary": summarize(folds), "folds": folds,
         "residual_std": [float(x) for x in np.sqrt(resid_sq / max(n, 1))],
         "raw_output_p95": [float(x) for x in np.percentile(np.abs(np.vstack(raws)), 95, axis=0)],
+        "probe_agreement": {v: {"agreement": float(np.mean(a)), "n": len(a)} for v, a in agree.items()},
         "_pooled": pooled,
     }
 
@@ -256,6 +268,9 @@ def main(argv=None) -> int:
     ap.add_argument("--invariance", action="store_true",
                     help="with --final-check: also the quadrant agreement under each signal chain, "
                          "on the hold-out clips, and the speech values on music and under dialogue")
+    ap.add_argument("--cv-probes", default="",
+                    help="with CV: signal chains (e.g. dialogue6) whose quadrant agreement with the clean "
+                         "clip each fold also measures on its test groups")
     ap.add_argument("--speech-hold", type=float, default=0.5,
                     help="speech value at which the film-mix preset holds the estimate")
     for k, v in DEFAULT_CONFIG.items():
@@ -274,7 +289,17 @@ def main(argv=None) -> int:
         (args.out / f"final_check_{name}.json").write_text(json.dumps(res, indent=1, default=str))
         print(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1, default=str))
         return 0
-    rep = cross_validate(clips, config, n_folds=args.folds, log=log)
+    probes = []
+    if args.cv_probes:
+        from realtime.embedding import EmbeddingNetwork
+        from tools.embdata import load_4q_emb, select_pools
+
+        net = EmbeddingNetwork(DEFAULT_EMBEDDING)
+        probes = [c for c in load_4q_emb(args.data, args.cache, net, variants=_names(args.cv_probes),
+                                         groups=lambda g: not holdout_group(g, "4q"))]
+        for c in probes:
+            c.X = select_pools(c.X, _names(config["pools"]), net.n_embedding)
+    rep = cross_validate(clips, config, n_folds=args.folds, probes=probes, log=log)
     if args.figures:
         figures(rep, args.figures)
     rep = {k: v for k, v in rep.items() if not k.startswith("_")}
@@ -282,6 +307,8 @@ def main(argv=None) -> int:
     (args.out / f"cv_{name}.md").write_text(markdown_table(rep["summary"]) + "\n")
     print(markdown_table(rep["summary"]))
     print("residual_std", rep["residual_std"], "raw p95", rep["raw_output_p95"])
+    if rep["probe_agreement"]:
+        print("CV agreement with the clean clip:", json.dumps(rep["probe_agreement"]))
     return 0
 
 

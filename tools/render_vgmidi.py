@@ -33,8 +33,7 @@ SAMPLE_RATE = 22050
 SOUNDFONTS: dict[str, tuple[str, ...]] = {
     "fluidr3": ("/usr/share/sounds/sf2/FluidR3_GM.sf2",),
     "timgm": ("/usr/share/sounds/sf2/TimGM6mb.sf2",),
-    "musescore": ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
-                  "/tmp/mssf/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),
+    "musescore": ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",),  # musescore-general-soundfont-small
 }
 
 
