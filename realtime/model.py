@@ -9,6 +9,8 @@ Models load from ONNX only.
 
 from __future__ import annotations
 
+import json
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +150,8 @@ class MoodModel:
         self.tag_head = (TagHead(self.path.parent / meta["tags_model"], self.network)
                          if meta.get("tags_model") else None)
         head = self.tag_head
-        self.instruments = InstrumentMap(self.network.tag_names, head.instrument_names if head else ())
+        self.instruments = InstrumentMap(self.network.tag_names, head.instrument_names if head else (),
+                                         head.calibration if head else None)
         self.genres = GenreMap(head.genre_names, self.network.tag_names) if head else None
         return ModelInfo(meta["model_name"], meta["model_version"], meta, scale, resid)  # type: ignore[arg-type]
 
@@ -251,6 +254,12 @@ class TagHead:
                                  "retrain it with 'python tools/train_tags.py'")
         self.genre_names = tuple(meta["genre_names"].split(","))
         self.instrument_names = tuple(n for n in meta.get("instrument_names", "").split(",") if n)
+        try:  # teacher-tag instruments -> presence probabilities (see realtime.vocab.InstrumentMap)
+            cal = json.loads(meta.get("instrument_calibration", "{}"))
+            self.calibration = {str(k): (float(a), float(b)) for k, (a, b) in cal.items()}
+        except (ValueError, TypeError) as exc:
+            raise MoodtrackError(f"tag model {path} has malformed instrument_calibration ({exc}); "
+                                 "retrain it with 'python tools/train_tags.py'") from None
         self._input = self._session.get_inputs()[0].name
         outs = [o.name for o in self._session.get_outputs()]
         self._output = "probabilities" if "probabilities" in outs else outs[-1]

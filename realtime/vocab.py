@@ -55,10 +55,17 @@ def _columns(index: dict[str, int], names: Sequence[str]) -> list[int]:
 
 class InstrumentMap:
     """Instrument scores ``(n, n_instruments)`` from tag probabilities ``(n, n_tags)`` and
-    the head's instrument scores ``(n, len(head_names))``: the head's where it gives one."""
+    the head's instrument scores ``(n, len(head_names))``: the head's where it gives one.
 
-    def __init__(self, tag_names: Sequence[str], head_names: Sequence[str] = ()):
+    ``calibration``: ``{instrument: (a, b)}`` turns a teacher-tag score *t* into a presence
+    probability ``sigmoid(a * logit(t) + b)`` (fitted where instruments are labelled, so
+    that it is on the head's scale); instruments without one keep the tag probability.
+    """
+
+    def __init__(self, tag_names: Sequence[str], head_names: Sequence[str] = (),
+                 calibration: dict[str, Sequence[float]] | None = None):
         index = {n: i for i, n in enumerate(tag_names)}
+        self.calibration = {k: (float(a), float(b)) for k, (a, b) in (calibration or {}).items()}
         self.head_names = tuple(head_names)
         teacher = [k for k, tags in INSTRUMENTS.items() if k not in self.head_names and _columns(index, tags)]
         self.names = tuple(dict.fromkeys(k for k in (*INSTRUMENTS, *self.head_names)
@@ -70,10 +77,19 @@ class InstrumentMap:
         tags = np.atleast_2d(tags)
         if head is None and self.head_names:
             head = np.full((tags.shape[0], len(self.head_names)), np.nan, np.float32)
-        cols = [head[:, c] if kind == "head" else tags[:, c].max(axis=1) for kind, c in self._source]
+        cols = [head[:, c] if kind == "head" else self._teacher(name, tags[:, c].max(axis=1))
+                for name, (kind, c) in zip(self.names, self._source)]
         if not cols:
             return np.zeros((tags.shape[0], 0), np.float32)
         return np.stack(cols, axis=1).astype(np.float32)
+
+
+    def _teacher(self, name: str, t: np.ndarray) -> np.ndarray:
+        if name not in self.calibration:
+            return t
+        a, b = self.calibration[name]
+        t = np.clip(t.astype(np.float64), 1e-6, 1 - 1e-6)
+        return 1.0 / (1.0 + np.exp(-(a * np.log(t / (1 - t)) + b)))
 
 
 class GenreMap:

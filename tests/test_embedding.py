@@ -249,9 +249,11 @@ def test_shipped_model_gives_speech_instruments_and_genres(network):
     assert out.va.shape == (len(ups), 2) and np.isfinite(out.va).all()
     assert out.speech.shape == (len(ups),) and ((out.speech >= 0) & (out.speech <= 1)).all()
     names, scores = out.tags["instruments"]
-    assert {"piano", "strings", "guitar", "drums", "synth", "vocals", "choir", "woodwinds"} <= set(names)
+    assert {"piano", "strings", "guitar", "drums", "synth", "vocals", "brass", "woodwinds", "choir",
+            "bass"} <= set(names)  # the vocabulary users asked for
     assert scores.shape == (len(ups), len(names))
     gnames, gscores = out.tags["genres"]
-    assert {"jazz", "electronic", "hip-hop", "country", "folk", "blues", "reggae", "latin", "classical",
-            "r&b/soul"} <= set(gnames)
+    assert {"pop", "rock", "electronic", "jazz", "classical", "hip-hop", "country", "folk", "blues", "reggae",
+            "latin", "r&b/soul", "ambient"} <= set(gnames)
+    assert ((scores >= 0) & (scores <= 1)).all()
     assert gscores.shape == (len(ups), len(gnames)) and ((gscores >= 0) & (gscores <= 1)).all()

@@ -222,3 +222,31 @@ def test_instrument_map_takes_the_heads_instruments():
     s = im(np.array([[0.9, 0.2]]), np.array([[0.3, 0.7]]))
     np.testing.assert_allclose(s, [[0.9, 0.2, 0.3, 0.7]], rtol=1e-6)
     assert np.isnan(im(np.array([[0.9, 0.2]]))[0, 2:]).all()  # head not run: no score, not zero
+
+
+def test_teacher_instruments_are_calibrated_to_presence_probabilities():
+    from realtime.vocab import InstrumentMap
+
+    im = InstrumentMap(("mtt:piano", "mtt:drums"), (), {"drums": (2.0, 1.0)})
+    t = np.array([[0.2, 0.2], [0.2, 0.5]])
+    s = im(t)
+    np.testing.assert_allclose(s[:, 0], [0.2, 0.2], rtol=1e-6)  # no calibration: the tag probability
+    logit = np.log(0.2 / 0.8)
+    np.testing.assert_allclose(s[:, 1], [1 / (1 + np.exp(-(2 * logit + 1))), 1 / (1 + np.exp(-1.0))], rtol=1e-5)
+
+
+def test_a_tag_model_with_malformed_calibration_is_refused(tmp_path):
+    import onnx
+
+    from realtime.errors import MoodtrackError
+    from realtime.model import TagHead, default_model_path
+
+    shipped = MoodModel(default_model_path())
+    onx = onnx.load(str(shipped.path.parent / "tags.onnx"))
+    for p in onx.metadata_props:
+        if p.key == "instrument_calibration":
+            p.value = "{not json"
+    bad = tmp_path / "tags.onnx"
+    bad.write_bytes(onx.SerializeToString())
+    with pytest.raises(MoodtrackError, match="instrument_calibration"):
+        TagHead(bad, shipped.network)

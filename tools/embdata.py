@@ -5,7 +5,8 @@ Each clip is cached with every pool (:data:`realtime.embedding.POOLS`) so that h
 taking any subset can be compared without re-extracting; the cache is keyed by the
 embedding network's hash. Variants are signal chains (``tools/augment.py``):
 
-- ``orig``: the clip as it is; ``augN``: a random chain (seeded by clip and N);
+- ``orig``: the clip as it is; ``augN``: a random chain (seeded by clip and N); ``dlgN``:
+  dialogue (training lines and voices) 0-10 dB over the music, then a random chain;
 - named transformations for the invariance figures: ``gain-24``, ``gain-30``,
   ``gain+6``, ``mp3_32``, ``aac_64``, ``opus_32``, ``pink20``, ``babble20``, ``tel``,
   ``reverb``, ``resample48``, ``dialogue6`` (lines and voices kept out of training).
@@ -51,6 +52,9 @@ def _resample_round_trip(y):
     return soxr.resample(soxr.resample(y, SR, 48000), 48000, SR).astype(np.float32)
 
 
+#: Soundfonts whose arrangement renders are also laid over real music (``over4q``).
+ARRANGEMENT_MIX_SOUNDFONTS = ("fluidr3", "musescore", "timgm")
+
 _BANKS: dict = {}
 
 
@@ -66,7 +70,24 @@ def transformed(y: np.ndarray, variant: str, key: str, cache: Path) -> np.ndarra
     rng = np.random.default_rng(int(hashlib.sha1(f"{variant}|{key}".encode()).hexdigest()[:8], 16))
     if variant.startswith("aug"):
         return augment.random_chain(y, rng, SR, _bank(cache, "train"))[0]
+    if variant == "over4q":  # an instrument arrangement over a real 4Q clip, 0-8 dB above it
+        return _over_music(y, key, rng)
+    if variant.startswith("dlg"):  # training lines and voices 0-10 dB over the music, then a random chain
+        y = augment.overlay_dialogue(y, rng, SR, _bank(cache, "train"))[0]
+        return augment.random_chain(y, rng, SR, _bank(cache, "train"), p_dialogue=0.0)[0]
     return TRANSFORMS[variant](y, rng, _bank(cache, "eval"))
+
+
+def _over_music(y: np.ndarray, key: str, rng) -> np.ndarray:
+    """``y`` 0-8 dB (RMS) above a 4Q clip chosen by ``key``: real music under the rendered
+    instruments, so that an instrument head learns the instruments, not the renderer."""
+    from tools.datasets import DEFAULT_DATA
+
+    songs = sorted((Path(DEFAULT_DATA) / "4q" / "audio").glob("*.ogg"))
+    bg = load_16k(str(songs[int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % len(songs)]))
+    bg = np.resize(bg, y.size) if bg.size else np.zeros_like(y)
+    gain = augment.rms(y) / max(augment.rms(bg), 1e-6) * 10 ** (-rng.uniform(0.0, 8.0) / 20.0)
+    return (y + gain * bg).astype(np.float32)
 
 
 def cached(cache: Path, network, dataset: str, variant: str, key: str, load_audio):
@@ -139,9 +160,11 @@ def load_vgmidi_emb(data, cache, network, *, soundfonts=("fluidr3",), span_s=2.0
     return clips
 
 
-def load_arrangement_emb(cache, network, *, soundfonts=("fluidr3", "musescore", "timgm"), verbose=True):
+def load_arrangement_emb(cache, network, *, soundfonts=("fluidr3", "musescore", "timgm"), variants=("orig",),
+                         verbose=True):
     """The instrument arrangements (``tools/arrangements.py``) through the network; each
-    clip's ``meta["instruments"]`` lists the families playing, ``group`` is the piece."""
+    clip's ``meta["instruments"]`` lists the families playing, ``group`` is the piece,
+    ``variant`` the soundfont (``+over4q``: over a real 4Q clip)."""
     import json
 
     from tools.arrangements import arrangement_path
@@ -149,11 +172,12 @@ def load_arrangement_emb(cache, network, *, soundfonts=("fluidr3", "musescore", 
     labels = json.loads((Path(cache) / "arrangements" / "labels.json").read_text())
     clips = []
     for sf_name in soundfonts:
-        for key, info in labels.items():
+        for variant, key, info in ((v, k, i) for v in variants for k, i in labels.items()):
             wav = arrangement_path(cache, sf_name, key)
-            t, X, level, speech, tags = cached(cache, network, f"arr-{sf_name}", "orig", key,
+            t, X, level, speech, tags = cached(cache, network, f"arr-{sf_name}", variant, key,
                                                lambda wav=wav: load_16k(str(wav)))
-            clips.append(Clip("arrangements", info["piece"], key, sf_name, t, X, np.zeros((len(t), 2)),
+            name = sf_name if variant == "orig" else f"{sf_name}+{variant}"
+            clips.append(Clip("arrangements", info["piece"], key, name, t, X, np.zeros((len(t), 2)),
                               {"instruments": info["instruments"], "speech": speech, "tags": tags,
                                "level": level}))
         if verbose:
@@ -211,8 +235,9 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
         for sf_name in soundfonts:
             for key in json.loads(labels.read_text()):
                 wav = arrangement_path(cache, sf_name, key)
-                if wav.is_file():
-                    tasks.append((str(cache), f"arr-{sf_name}", "orig", key, str(wav)))
+                for v in ("orig", "over4q") if sf_name in ARRANGEMENT_MIX_SOUNDFONTS else ("orig",):
+                    if wav.is_file():
+                        tasks.append((str(cache), f"arr-{sf_name}", v, key, str(wav)))
     log(f"{len(tasks)} clips to extract")
     with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(str(embedding),)) as pool:
         for i, _ in enumerate(pool.imap_unordered(_one, tasks, chunksize=8)):

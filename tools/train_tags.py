@@ -7,7 +7,8 @@ The head is one logistic regression per genre and per head instrument on the upd
 context embedding and tag probabilities (what :class:`realtime.embedding.EmbeddingExtractor`
 gives every update), exported as one linear layer and a sigmoid. Genres are trained on clip
 means of the clean and augmented 4Q clips; instruments on updates of the arrangements
-rendered through FluidR3 and MuseScore. Scores:
+rendered through FluidR3 and MuseScore, alone and laid over real 4Q clips (so that the head
+hears the instruments among real music, not the renderer). Scores:
 
 - ``top3_hit`` (5-fold, by artist): share of clips with one of their AllMusic genres among
   the top-3 genres as shown (pop and rock both stand for AllMusic's Pop/Rock);
@@ -67,14 +68,17 @@ def clip_rows(clips, n_embedding):
     return X.astype(np.float32), Y.astype(int)
 
 
-def make_head(C: float = 0.5):
+def make_head(C: float = 0.5, *, balanced: bool = True):
+    """Standardised inputs, one logistic regression per tag; ``balanced``: classes weighted
+    equally (genres), else the scores keep the training prior (instruments: a probability,
+    not 0.5 wherever the head is unsure)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), OneVsRestClassifier(
-        LogisticRegression(C=C, class_weight="balanced", max_iter=2000)))
+        LogisticRegression(C=C, class_weight="balanced" if balanced else None, max_iter=2000)))
 
 
 def shown_genres(P: np.ndarray, tags: np.ndarray, tag_names) -> tuple[tuple[str, ...], np.ndarray]:
@@ -140,6 +144,10 @@ def instrument_rows(clips, n_embedding, names, *, every: int = 2, min_t: float =
     return np.vstack(X).astype(np.float32), np.vstack(Y).astype(int)
 
 
+def _soundfont(clip) -> str:
+    return clip.variant.split("+")[0]
+
+
 def instrument_cv(arr, n_embedding, tag_names, *, folds=5, seed=0, C=0.5) -> dict:
     """Per instrument, ROC AUC of clip-mean scores on pieces no fold trained on: the head's
     (trained on every arrangement instrument) and the teacher tags' where they name it."""
@@ -151,15 +159,17 @@ def instrument_cv(arr, n_embedding, tag_names, *, folds=5, seed=0, C=0.5) -> dic
     names = list(INSTRUMENTS)
     fold_of = group_folds([c.group for c in arr], folds, seed=seed)
     teacher = InstrumentMap(tag_names)
-    scores = {"seen soundfonts": ([], [], []), "unseen soundfont (TimGM6mb)": ([], [], [])}
+    scores: dict[str, tuple[list, list, list]] = {}
     for k in range(folds):
-        train = [c for c in arr if fold_of[c.group] != k and c.variant in TRAIN_SOUNDFONTS]
+        train = [c for c in arr if fold_of[c.group] != k and _soundfont(c) in TRAIN_SOUNDFONTS]
         Xtr, Ytr = instrument_rows(train, n_embedding, names)
-        head = make_head(C).fit(Xtr, Ytr)
+        head = make_head(C, balanced=False).fit(Xtr, Ytr)
         for c in arr:
             if fold_of[c.group] != k:
                 continue
-            which = "seen soundfonts" if c.variant in TRAIN_SOUNDFONTS else "unseen soundfont (TimGM6mb)"
+            which = ("seen soundfonts" if _soundfont(c) in TRAIN_SOUNDFONTS else "unseen soundfont (TimGM6mb)") + \
+                (", over real music" if "+" in c.variant else ", alone")
+            scores.setdefault(which, ([], [], []))
             x = head_input(c, n_embedding)[c.t >= 3.0]
             lab, hs, ts = scores[which]
             lab.append([n in c.meta["instruments"] for n in names])
@@ -177,12 +187,37 @@ def instrument_cv(arr, n_embedding, tag_names, *, folds=5, seed=0, C=0.5) -> dic
     return out
 
 
-def piano_check(vg_clips, tag_names, head=None, n_embedding=200, head_names=()) -> dict:
+def fit_calibration(arr, tag_names, head_names) -> dict[str, list[float]]:
+    """Per teacher-tag instrument that the arrangements label: (a, b) of a logistic
+    calibration ``sigmoid(a * logit(t) + b)`` of its tag score *t* per update to presence."""
+    from sklearn.linear_model import LogisticRegression
+
+    from realtime.vocab import InstrumentMap
+    from tools.arrangements import INSTRUMENTS
+
+    teacher = InstrumentMap(tag_names)
+    out = {}
+    for name in INSTRUMENTS:
+        if name in head_names or name not in teacher.names:
+            continue
+        j = teacher.names.index(name)
+        xs, ys = [], []
+        for c in arr:
+            keep = np.flatnonzero(c.t >= 3.0)[::2]
+            t = np.clip(teacher(c.meta["tags"].astype(np.float32)[keep])[:, j].astype(np.float64), 1e-6, 1 - 1e-6)
+            xs.append(np.log(t / (1 - t)))
+            ys.append(np.full(len(keep), name in c.meta["instruments"]))
+        lr = LogisticRegression(C=100.0).fit(np.concatenate(xs)[:, None], np.concatenate(ys))
+        out[name] = [round(float(lr.coef_[0, 0]), 5), round(float(lr.intercept_[0]), 5)]
+    return out
+
+
+def piano_check(vg_clips, tag_names, head=None, n_embedding=200, head_names=(), calibration=None) -> dict:
     """Share of rendered VGMIDI pieces (per soundfont) with piano among the top-2 instruments
     as moodtrack shows them (teacher tags, and the head's instruments when given)."""
     from realtime.vocab import InstrumentMap
 
-    imap = InstrumentMap(tag_names, head_names)
+    imap = InstrumentMap(tag_names, head_names, calibration)
     out = {}
     for c in vg_clips:
         tags = c.meta["tags"].astype(np.float32)
@@ -232,12 +267,12 @@ def export(layer, out: Path, meta: dict) -> Path:
     return out
 
 
-def instruments_by_genre(clips, net, layer, head_names) -> dict:
+def instruments_by_genre(clips, net, layer, head_names, calibration=None) -> dict:
     """Mean clip score of each shown instrument over the 4Q clips of each AllMusic genre (a
     sanity check on real recordings, which carry no instrument labels)."""
     from realtime.vocab import InstrumentMap
 
-    imap = InstrumentMap(net.tag_names, head_names)
+    imap = InstrumentMap(net.tag_names, head_names, calibration)
     S = np.stack([imap(c.meta["tags"].astype(np.float32),
                        head_probabilities(layer, head_input(c, net.n_embedding))[:, -len(head_names):]
                        if head_names else None).mean(axis=0) for c in clips])
@@ -249,6 +284,21 @@ def instruments_by_genre(clips, net, layer, head_names) -> dict:
     return out
 
 
+def top2_shares(clips, net, layer, head_names, calibration=None) -> dict:
+    """Share of clips with each instrument among their top-2 clip-level instruments."""
+    from realtime.vocab import InstrumentMap
+
+    imap = InstrumentMap(net.tag_names, head_names, calibration)
+    counts = dict.fromkeys(imap.names, 0)
+    for c in clips:
+        h = (head_probabilities(layer, head_input(c, net.n_embedding))[:, -len(head_names):]
+             if head_names else None)
+        s = imap(c.meta["tags"].astype(np.float32), h).mean(axis=0)
+        for i in np.argsort(-s)[:2]:
+            counts[imap.names[i]] += 1
+    return {k: round(v / len(clips), 3) for k, v in counts.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -258,6 +308,8 @@ def main(argv=None) -> int:
     ap.add_argument("--report", type=Path, default=ROOT / "models" / "eval" / "tags_report.json")
     ap.add_argument("--variants", default="orig,aug1,aug2")
     ap.add_argument("--C", type=float, default=0.5)
+    ap.add_argument("--arrangement-variants", default="orig,over4q",
+                    help="the arrangements alone (orig) and over real 4Q music (over4q)")
     ap.add_argument("--head-instruments", default=",".join(HEAD_INSTRUMENTS),
                     help="instruments the head gives (the rest: teacher tags)")
     args = ap.parse_args(argv)
@@ -269,23 +321,28 @@ def main(argv=None) -> int:
     clips = load_4q_emb(args.data, args.cache, net, variants=tuple(args.variants.split(",")))
     cv = cross_validate(clips, E, tag_names=net.tag_names, C=args.C)
     print(json.dumps(cv, indent=1))
-    arr = load_arrangement_emb(args.cache, net)
+    arr = load_arrangement_emb(args.cache, net, variants=tuple(args.arrangement_variants.split(",")))
     inst_cv = instrument_cv(arr, E, net.tag_names, C=args.C)
     print(json.dumps(inst_cv, indent=1))
 
     X, Y = clip_rows(clips, E)
     genre_layer = linear_layer(make_head(args.C).fit(X, Y))
     head_names = tuple(args.head_instruments.split(",")) if args.head_instruments else ()
-    Xi, Yi = instrument_rows([c for c in arr if c.variant in TRAIN_SOUNDFONTS], E, head_names)
-    inst_layer = linear_layer(make_head(args.C).fit(Xi, Yi))
+    Xi, Yi = instrument_rows([c for c in arr if _soundfont(c) in TRAIN_SOUNDFONTS], E, head_names)
+    inst_layer = linear_layer(make_head(args.C, balanced=False).fit(Xi, Yi))
     layer = (np.hstack([genre_layer[0], inst_layer[0]]), np.concatenate([genre_layer[1], inst_layer[1]]))
 
+    calibration = fit_calibration([c for c in arr if _soundfont(c) in TRAIN_SOUNDFONTS], net.tag_names, head_names)
+    print("teacher-tag calibration:", calibration)
     vg = load_vgmidi_emb(args.data, args.cache, net, soundfonts=("fluidr3", "musescore", "timgm"))
-    piano = piano_check(vg, net.tag_names, layer, E, head_names)
+    piano = piano_check(vg, net.tag_names, layer, E, head_names, calibration)
     print("piano among the top-2 instruments:", piano)
-    by_genre = instruments_by_genre([c for c in clips if c.variant == "orig"], net, layer, head_names)
+    q4 = [c for c in clips if c.variant == "orig"]
+    by_genre = instruments_by_genre(q4, net, layer, head_names, calibration)
+    top2 = top2_shares(q4, net, layer, head_names, calibration)
+    print("share of 4Q clips with each instrument among their top 2:", top2)
     meta = {"model_name": "moodtrack-tags", "genre_names": ",".join(GENRES.values()),
-            "instrument_names": ",".join(head_names),
+            "instrument_names": ",".join(head_names), "instrument_calibration": json.dumps(calibration),
             "embedding_sha": net.sha, "input": "ctx_mean embedding + tag probabilities",
             "training_data": "genres: 4Q clips (AllMusic genres), artist-disjoint CV; instruments: "
                              "VGMIDI arranged for GM instruments (tools/arrangements.py), piece-disjoint CV",
@@ -293,7 +350,8 @@ def main(argv=None) -> int:
     export(layer, args.out, meta)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.report, json.dumps({"genres_cv": cv, "instruments_cv": inst_cv, "piano_top2": piano,
-                                          "head_instruments": head_names, "instruments_by_genre": by_genre,
+                                          "head_instruments": head_names, "instrument_calibration": calibration,
+                                          "instruments_by_genre": by_genre, "q4_top2_share": top2,
                                           "C": args.C}, indent=1).encode())
     print(f"wrote {args.out}")
     return 0
