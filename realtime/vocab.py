@@ -36,14 +36,14 @@ INSTRUMENTS: dict[str, tuple[str, ...]] = {
 }
 
 
+_POP = ("msd:pop", "msd:indie pop", "mtt:pop")
+_ROCK = ("msd:rock", "msd:alternative rock", "msd:classic rock", "msd:hard rock", "msd:indie rock",
+         "msd:punk", "msd:metal", "msd:heavy metal", "mtt:rock", "mtt:metal")
 #: derived genre -> (parent genres, teacher tags on its side, teacher tags on the other side).
+#: A genre derived from a single parent replaces it in the list (pop and rock for pop/rock).
 DERIVED_GENRES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "pop": (("pop/rock",), ("msd:pop", "msd:indie pop", "mtt:pop"),
-            ("msd:rock", "msd:alternative rock", "msd:classic rock", "msd:hard rock", "msd:indie rock",
-             "msd:punk", "msd:metal", "msd:heavy metal", "mtt:rock", "mtt:metal")),
-    "rock": (("pop/rock",), ("msd:rock", "msd:alternative rock", "msd:classic rock", "msd:hard rock",
-                            "msd:indie rock", "msd:punk", "msd:metal", "msd:heavy metal", "mtt:rock", "mtt:metal"),
-             ("msd:pop", "msd:indie pop", "mtt:pop")),
+    "pop": (("pop/rock",), _POP, _ROCK),
+    "rock": (("pop/rock",), _ROCK, _POP),
     "ambient": (("electronic", "new age"), ("msd:ambient", "msd:chillout", "mtt:ambient"),
                 ("msd:dance", "msd:House", "msd:electro", "mtt:techno", "mtt:dance", "mtt:beat")),
 }
@@ -82,7 +82,6 @@ class InstrumentMap:
         if not cols:
             return np.zeros((tags.shape[0], 0), np.float32)
         return np.stack(cols, axis=1).astype(np.float32)
-
 
     def _teacher(self, name: str, t: np.ndarray) -> np.ndarray:
         if name not in self.calibration:

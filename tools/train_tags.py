@@ -89,8 +89,8 @@ def shown_genres(P: np.ndarray, tags: np.ndarray, tag_names) -> tuple[tuple[str,
     return gm.names, gm(P, tags)
 
 
-#: shown genre -> the AllMusic genre it stands for in the scores.
 def _allmusic_of(name: str) -> str | None:
+    """The AllMusic genre a shown genre stands for in the scores (pop, rock: Pop/Rock)."""
     from realtime.vocab import DERIVED_GENRES
 
     if name in DERIVED_GENRES and DERIVED_GENRES[name][0] == ("pop/rock",):
