@@ -250,3 +250,28 @@ def test_a_tag_model_with_malformed_calibration_is_refused(tmp_path):
     bad.write_bytes(onx.SerializeToString())
     with pytest.raises(MoodtrackError, match="instrument_calibration"):
         TagHead(bad, shipped.network)
+
+
+def test_tag_head_export_is_the_sklearn_heads_probabilities(tmp_path):
+    """tools/train_tags.py folds scaler + one-vs-rest logistic regressions into one linear
+    layer; the exported graph, read by the runtime's TagHead, gives their probabilities."""
+    from realtime.model import TagHead, default_model_path
+    from tools.train_tags import export, linear_layer, make_head
+
+    net = MoodModel(default_model_path()).network
+    rng = np.random.default_rng(0)
+    n_in = net.n_embedding + len(net.tag_names)
+    X = rng.standard_normal((400, n_in)).astype(np.float32)
+    Yg = (X[:, :3] + 0.3 * rng.standard_normal((400, 3)) > 0).astype(int)
+    Yi = (X[:, 5:7] > 0.5).astype(int)
+    genres, instruments = make_head().fit(X, Yg), make_head(balanced=False).fit(X, Yi)
+    lg, li = linear_layer(genres), linear_layer(instruments)
+    layer = (np.hstack([lg[0], li[0]]), np.concatenate([lg[1], li[1]]))
+    out = export(layer, tmp_path / "tags.onnx", {"embedding_sha": net.sha, "genre_names": "a,b,c",
+                                                 "instrument_names": "brass,bass",
+                                                 "instrument_calibration": '{"piano": [0.5, 0.1]}'})
+    head = TagHead(out, net)
+    assert head.instrument_names == ("brass", "bass") and head.calibration == {"piano": (0.5, 0.1)}
+    g, i = head(X[:50, :net.n_embedding], X[:50, net.n_embedding:])
+    np.testing.assert_allclose(g, genres.predict_proba(X[:50]), atol=2e-5)
+    np.testing.assert_allclose(i, instruments.predict_proba(X[:50]), atol=2e-5)

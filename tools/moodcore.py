@@ -15,10 +15,10 @@ from tools.datasets import QUADRANT_SIGNS, Clip, measure_of
 #: Default configuration (the one chosen by cross-validation; see models/MODEL.md).
 DEFAULT_CONFIG = {
     "features": "emb",  # "emb" (the embedding network's pools), "hand" (mt-feat-4) or "both"
-    "pools": "ctx_mean,short_rel",
+    "pools": "ctx_mean_sw,short_rel_sw",
     "model": "ridge300",
     "q4_target": "blend",
-    "share_4q": 0.5,  # share of the total sample weight given to 4Q (rest: VGMIDI)
+    "share_4q": 0.7,  # share of the total sample weight given to 4Q (rest: VGMIDI)
     "stride": 4,  # train on every stride-th window (2 Hz updates -> 2 s apart)
     "span_s": 2.0,  # VGMIDI target averaged over the last span_s seconds
     "soundfonts": "fluidr3,musescore,timgm",
