@@ -9,7 +9,8 @@ embedding network's hash. Variants are signal chains (``tools/augment.py``):
   dialogue (training lines and voices) 0-10 dB over the music, then a random chain;
 - named transformations for the invariance figures: ``gain-24``, ``gain-30``,
   ``gain+6``, ``mp3_32``, ``aac_64``, ``opus_32``, ``pink20``, ``babble20``, ``tel``,
-  ``reverb``, ``resample48``, ``dialogue6`` (lines and voices kept out of training).
+  ``reverb``, ``resample48``, ``dialogue6`` (lines and voices kept out of training),
+  ``realvoice6`` (a real human voice: alsa-utils' speaker-test words).
 """
 
 from __future__ import annotations
@@ -43,7 +44,19 @@ TRANSFORMS = {
     "reverb": lambda y, rng, bank: augment.reverb(y, rng, SR, rt60=0.8, wet=0.4),
     "resample48": lambda y, rng, bank: _resample_round_trip(y),
     "dialogue6": lambda y, rng, bank: augment.overlay_dialogue(y, rng, SR, bank, level_db=6.0)[0],
+    # a real human voice: the words of alsa-utils' speaker-test recordings, 6 dB over the music
+    "realvoice6": lambda y, rng, bank: augment.overlay_dialogue(y, rng, SR, _real_voice(), level_db=6.0)[0],
 }
+REAL_VOICE_DIR = Path("/usr/share/sounds/alsa")  # Debian alsa-utils: "Front left", "Rear center", ...
+
+
+def _real_voice() -> list[np.ndarray]:
+    if "real" not in _BANKS:
+        files = sorted(p for p in REAL_VOICE_DIR.glob("*.wav") if p.stem != "Noise")
+        if not files:
+            raise FileNotFoundError(f"no recordings in {REAL_VOICE_DIR}: apt-get install alsa-utils")
+        _BANKS["real"] = [(lambda y: y / (np.max(np.abs(y)) + 1e-9) * 0.5)(load_16k(str(p))) for p in files]
+    return _BANKS["real"]
 
 
 def _resample_round_trip(y):

@@ -348,7 +348,7 @@ def final_invariance(clips, config, args, model, scale, *, log=print):
     from tools.corpus import load_16k
     from tools.datasets import load_4q_labels
 
-    sp = {"music": [], "dialogue6": []}
+    sp = {"music": [], "dialogue6": [], "realvoice6": []}
     for r in load_4q_labels(args.data).itertuples(index=False):
         if str(r.artist) not in groups:
             continue
@@ -363,7 +363,7 @@ def final_invariance(clips, config, args, model, scale, *, log=print):
 
 # ------------------------------------------------------------------------- invariance
 INVARIANCE_VARIANTS = ("mp3_32", "aac_64", "opus_32", "gain-30", "gain-24", "gain+6", "pink20", "babble20",
-                       "reverb", "resample48", "tel", "dialogue6")
+                       "reverb", "resample48", "tel", "dialogue6", "realvoice6")
 INVARIANCE_TARGETS = {"tel": 0.75, "dialogue6": 0.85}
 
 
