@@ -161,7 +161,7 @@ def _drum_part(beats, rng):
         for pitch, vel in hits:
             inst.notes.append(pretty_midi.Note(velocity=int(vel * rng.uniform(0.8, 1.1)), pitch=pitch,
                                                start=b, end=b + 0.1))
-        if not light:
+        if not light and b + step / 2 < EXCERPT_S:  # (nothing past the excerpt's end)
             inst.notes.append(pretty_midi.Note(velocity=55, pitch=hat, start=b + step / 2, end=b + step / 2 + 0.1))
     return inst
 
