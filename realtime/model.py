@@ -10,7 +10,6 @@ Models load from ONNX only.
 from __future__ import annotations
 
 import json
-
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -5,7 +5,8 @@ The network gives the probabilities of musicnn's 50 MSD and 50 MTT tags (names
 (``models/tags.onnx``) gives AllMusic genres and the instruments it was trained on.
 
 - :class:`InstrumentMap`: an instrument the head gives is the head's score; any other is
-  the largest probability among the teacher tags that name it (:data:`INSTRUMENTS`).
+  the largest probability among the teacher tags that name it (:data:`INSTRUMENTS`),
+  through the tag head's calibration to a presence probability where it has one.
 - :class:`GenreMap`: the head's AllMusic genres, where a genre AllMusic does not tell
   apart (:data:`DERIVED_GENRES`: pop and rock within ``pop/rock``, ambient within
   electronic and new age) is split by the teacher: its score is the parent's times the

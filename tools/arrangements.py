@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from realtime.outputs import atomic_write  # noqa: E402
 from tools.render_vgmidi import piece_key, soundfont_path  # noqa: E402
 
 #: Instrument family -> General MIDI programs (0-based) that play it.
@@ -235,7 +236,7 @@ def render_arrangements(data: Path, cache: Path, *, per_piece: int = 4,
             log(f"  arranged and rendered {len(labels)}/{len(items)}")
     path = Path(cache) / "arrangements" / "labels.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(sorted(labels.items())), indent=0))
+    atomic_write(path, json.dumps(dict(sorted(labels.items())), indent=0).encode())
     return labels
 
 

@@ -55,7 +55,8 @@ def _real_voice() -> list[np.ndarray]:
         files = sorted(p for p in REAL_VOICE_DIR.glob("*.wav") if p.stem != "Noise")
         if not files:
             raise FileNotFoundError(f"no recordings in {REAL_VOICE_DIR}: apt-get install alsa-utils")
-        _BANKS["real"] = [(lambda y: y / (np.max(np.abs(y)) + 1e-9) * 0.5)(load_16k(str(p))) for p in files]
+        voices = [load_16k(str(p)) for p in files]
+        _BANKS["real"] = [y / (np.max(np.abs(y)) + 1e-9) * 0.5 for y in voices]  # as load_speech_bank scales
     return _BANKS["real"]
 
 
@@ -64,9 +65,6 @@ def _resample_round_trip(y):
 
     return soxr.resample(soxr.resample(y, SR, 48000), 48000, SR).astype(np.float32)
 
-
-#: Soundfonts whose arrangement renders are also laid over real music (``over4q``).
-ARRANGEMENT_MIX_SOUNDFONTS = ("fluidr3", "musescore", "timgm")
 
 _BANKS: dict = {}
 
@@ -248,9 +246,8 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
         for sf_name in soundfonts:
             for key in json.loads(labels.read_text()):
                 wav = arrangement_path(cache, sf_name, key)
-                for v in ("orig", "over4q") if sf_name in ARRANGEMENT_MIX_SOUNDFONTS else ("orig",):
-                    if wav.is_file():
-                        tasks.append((str(cache), f"arr-{sf_name}", v, key, str(wav)))
+                if wav.is_file():  # alone, and over a real 4Q clip
+                    tasks += [(str(cache), f"arr-{sf_name}", v, key, str(wav)) for v in ("orig", "over4q")]
     log(f"{len(tasks)} clips to extract")
     with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(str(embedding),)) as pool:
         for i, _ in enumerate(pool.imap_unordered(_one, tasks, chunksize=8)):

@@ -134,11 +134,19 @@ def cross_validate(clips, n_embedding, *, tag_names, folds=5, seed=0, C=0.5):
     return {"allmusic": top3_scores(P, Y), "shown": top3_scores(P, Y, tags, tag_names)}
 
 
-def instrument_rows(clips, n_embedding, names, *, every: int = 2, min_t: float = 3.0):
-    """Per-update head inputs (every ``every``-th update from ``min_t`` s) and their labels."""
+#: Instrument training uses every EVERY-th update from MIN_T s into an excerpt (a full patch).
+MIN_T, EVERY = 3.0, 2
+
+
+def _training_updates(clip) -> np.ndarray:
+    return np.flatnonzero(clip.t >= MIN_T)[::EVERY]
+
+
+def instrument_rows(clips, n_embedding, names):
+    """Per-update head inputs (:func:`_training_updates`) and their instrument labels."""
     X, Y = [], []
     for c in clips:
-        keep = np.flatnonzero(c.t >= min_t)[::every]
+        keep = _training_updates(c)
         X.append(head_input(c, n_embedding)[keep])
         Y.append(np.tile([n in c.meta["instruments"] for n in names], (len(keep), 1)))
     return np.vstack(X).astype(np.float32), np.vstack(Y).astype(int)
@@ -170,11 +178,11 @@ def instrument_cv(arr, n_embedding, tag_names, *, folds=5, seed=0, C=0.5) -> dic
             which = ("seen soundfonts" if _soundfont(c) in TRAIN_SOUNDFONTS else "unseen soundfont (TimGM6mb)") + \
                 (", over real music" if "+" in c.variant else ", alone")
             scores.setdefault(which, ([], [], []))
-            x = head_input(c, n_embedding)[c.t >= 3.0]
+            later = c.t >= MIN_T
             lab, hs, ts = scores[which]
             lab.append([n in c.meta["instruments"] for n in names])
-            hs.append(head.predict_proba(x).mean(axis=0))
-            t = teacher(c.meta["tags"].astype(np.float32)[c.t >= 3.0]).mean(axis=0)
+            hs.append(head.predict_proba(head_input(c, n_embedding)[later]).mean(axis=0))
+            t = teacher(c.meta["tags"].astype(np.float32)[later]).mean(axis=0)
             ts.append([t[teacher.names.index(n)] if n in teacher.names else np.nan for n in names])
     out = {}
     for which, (lab, hs, ts) in scores.items():
@@ -203,7 +211,7 @@ def fit_calibration(arr, tag_names, head_names) -> dict[str, list[float]]:
         j = teacher.names.index(name)
         xs, ys = [], []
         for c in arr:
-            keep = np.flatnonzero(c.t >= 3.0)[::2]
+            keep = _training_updates(c)
             t = np.clip(teacher(c.meta["tags"].astype(np.float32)[keep])[:, j].astype(np.float64), 1e-6, 1 - 1e-6)
             xs.append(np.log(t / (1 - t)))
             ys.append(np.full(len(keep), name in c.meta["instruments"]))
@@ -212,7 +220,7 @@ def fit_calibration(arr, tag_names, head_names) -> dict[str, list[float]]:
     return out
 
 
-def piano_check(vg_clips, tag_names, head=None, n_embedding=200, head_names=(), calibration=None) -> dict:
+def piano_check(vg_clips, tag_names, head, n_embedding=200, head_names=(), calibration=None) -> dict:
     """Share of rendered VGMIDI pieces (per soundfont) with piano among the top-2 instruments
     as moodtrack shows them (teacher tags, and the head's instruments when given)."""
     from realtime.vocab import InstrumentMap
@@ -220,14 +228,18 @@ def piano_check(vg_clips, tag_names, head=None, n_embedding=200, head_names=(), 
     imap = InstrumentMap(tag_names, head_names, calibration)
     out = {}
     for c in vg_clips:
-        tags = c.meta["tags"].astype(np.float32)
-        h = None
-        if head is not None and head_names:
-            h = head_probabilities(head, head_input(c, n_embedding))[:, -len(head_names):]
-        s = imap(tags, h).mean(axis=0)
+        s = shown_instruments(c, imap, head, n_embedding)
         top2 = [imap.names[i] for i in np.argsort(-s)[:2]]
         out.setdefault(c.variant, []).append("piano" in top2)
     return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def shown_instruments(clip, imap, layer, n_embedding: int) -> np.ndarray:
+    """A clip's mean instrument scores as moodtrack shows them (``imap.names``): the tag
+    layer's instrument columns (its last ``len(imap.head_names)``) and the teacher tags."""
+    k = len(imap.head_names)
+    head = head_probabilities(layer, head_input(clip, n_embedding))[:, -k:] if k else None
+    return imap(clip.meta["tags"].astype(np.float32), head).mean(axis=0)
 
 
 def linear_layer(pipe) -> tuple[np.ndarray, np.ndarray]:
@@ -273,9 +285,7 @@ def instruments_by_genre(clips, net, layer, head_names, calibration=None) -> dic
     from realtime.vocab import InstrumentMap
 
     imap = InstrumentMap(net.tag_names, head_names, calibration)
-    S = np.stack([imap(c.meta["tags"].astype(np.float32),
-                       head_probabilities(layer, head_input(c, net.n_embedding))[:, -len(head_names):]
-                       if head_names else None).mean(axis=0) for c in clips])
+    S = np.stack([shown_instruments(c, imap, layer, net.n_embedding) for c in clips])
     out = {}
     for g, name in GENRES.items():
         m = np.array([g in [s.strip() for s in str(c.meta["genres"]).split(";")] for c in clips])
@@ -291,9 +301,7 @@ def top2_shares(clips, net, layer, head_names, calibration=None) -> dict:
     imap = InstrumentMap(net.tag_names, head_names, calibration)
     counts = dict.fromkeys(imap.names, 0)
     for c in clips:
-        h = (head_probabilities(layer, head_input(c, net.n_embedding))[:, -len(head_names):]
-             if head_names else None)
-        s = imap(c.meta["tags"].astype(np.float32), h).mean(axis=0)
+        s = shown_instruments(c, imap, layer, net.n_embedding)
         for i in np.argsort(-s)[:2]:
             counts[imap.names[i]] += 1
     return {k: round(v / len(clips), 3) for k, v in counts.items()}
