@@ -214,8 +214,9 @@ def _one(task):
 
 
 def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "aug2"),
-               soundfonts=("fluidr3", "musescore", "timgm"), invariance=True, log=print):
-    """Extract every clip the heads and the figures need, in ``jobs`` processes."""
+               soundfonts=("fluidr3", "musescore", "timgm"), invariance=True, probes=(), log=print):
+    """Extract every clip the heads and the figures need, in ``jobs`` processes; ``probes``:
+    signal chains also extracted for the development clips (``tools/evaluate.py --cv-probes``)."""
     from multiprocessing import get_context
 
     from tools.datasets import holdout_group
@@ -223,14 +224,14 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
 
     df = load_4q_labels(data)
     tasks = []
-    variants = list(q4_variants)
+    variants = list(q4_variants) + [v for v in probes if v not in q4_variants]
     if invariance:
         from tools.evaluate import INVARIANCE_VARIANTS
 
-        variants += [v for v in INVARIANCE_VARIANTS]
+        variants += [v for v in INVARIANCE_VARIANTS if v not in variants]
     for v in variants:
         for r in df.itertuples(index=False):
-            if v in q4_variants or holdout_group(str(r.artist), "4q"):
+            if v in q4_variants or v in probes or holdout_group(str(r.artist), "4q"):
                 tasks.append((str(cache), "4q", v, r.song, str(Path(data) / "4q" / "audio" / f"{r.song}.ogg")))
     for sf_name in soundfonts:
         for pid in load_vgmidi_annotations(data):
@@ -265,5 +266,8 @@ if __name__ == "__main__":
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--embedding", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "embedding.onnx")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--probes", default="dialogue6,realvoice6",
+                    help="signal chains also extracted for the development clips (CV probes)")
     a = ap.parse_args()
-    precompute(a.data, a.cache, a.embedding, jobs=a.jobs, log=lambda s: print(s, file=sys.stderr, flush=True))
+    precompute(a.data, a.cache, a.embedding, jobs=a.jobs, probes=tuple(p for p in a.probes.split(",") if p),
+               log=lambda s: print(s, file=sys.stderr, flush=True))

@@ -34,7 +34,8 @@ step() {
 }
 
 APT_PACKAGES=(python3-venv python3-dev libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils liblo-tools
-  chromium)  # chromium: the web view's browser tests (driven by playwright, from the test extra)
+  chromium espeak-ng)  # chromium: the web view's browser tests (driven by playwright, from the test extra);
+  # espeak-ng: a synthetic voice for the speech tests
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -3,6 +3,7 @@
 #   bash tools/retrain.sh [DATA_DIR]        (default ../shared/data)
 # Needs the train extra (pip install -e '.[train]', torch==2.13.0 for the student), Debian's
 #   fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small ffmpeg espeak-ng festival
+#   klettres-data asterisk-core-sounds-{en,es,fr,it,ru}-g722 (recorded voices, tools/voices.py)
 # (installed here when missing) and, for the teachers, a TensorFlow 2.15 environment in $TFENV
 # (see tools/convert_musicnn.py).
 set -euo pipefail
@@ -10,7 +11,8 @@ cd "$(dirname "$0")/.."
 DATA="${1:-../shared/data}"
 PY="${PYTHON:-.venv/bin/python}"
 TFENV="${TFENV:-$HOME/tfenv}"
-APT=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small ffmpeg espeak-ng festival)
+APT=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small ffmpeg espeak-ng festival
+     alsa-utils klettres-data asterisk-core-sounds-{en,es,fr,it,ru}-g722)
 missing=(); for p in "${APT[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"; fi
@@ -19,6 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 "$PY" -m tools.arrangements --data "$DATA" --cache cache                         # VGMIDI arranged for GM instruments
 "$PY" -m tools.corpus --data "$DATA" --cache cache                               # 16 kHz audio + teacher targets
 "$PY" tools/train_embedding.py --cache cache --out models/embedding.onnx         # distil the student
+"$PY" tools/train_speech.py --data "$DATA" --cache cache --out models/embedding.onnx  # its speech layer, recorded voices
 "$PY" -m tools.embdata --data "$DATA" --cache cache                              # every clip through it (cached)
 "$PY" tools/train_tags.py --data "$DATA" --cache cache --out models/tags.onnx    # genre head + tag figures
 "$PY" tools/train.py --data "$DATA" --cache cache --out models/mood.onnx         # mood head: CV, fit, export
