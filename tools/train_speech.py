@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from realtime.embedding import LogMelFrontEnd, patch_stack  # noqa: E402
+from realtime.embedding import FRONT_END, LogMelFrontEnd, patch_stack  # noqa: E402
 from realtime.outputs import atomic_write  # noqa: E402
 from tools import augment, voices  # noqa: E402
 from tools.corpus import PATCH, SR, load_16k  # noqa: E402
@@ -85,7 +85,7 @@ def patch_speech(active: np.ndarray | None, ends: np.ndarray) -> np.ndarray:
     """Share of each patch (ending at frame ``ends``) where someone speaks."""
     if active is None:
         return np.zeros(len(ends), np.float32)
-    hop = 256
+    hop = FRONT_END["hop_length"]
     n = int(ends.max()) if len(ends) else 0
     a = np.zeros(n * hop, np.float32)
     m = min(a.size, active.size)
