@@ -75,16 +75,22 @@ def items(data: Path, cache: Path) -> list[Item]:
     return out
 
 
+def ffmpeg_16k(path: str) -> np.ndarray:
+    """Any file ffmpeg reads (raw G.722 by its ``.g722`` name), as 16 kHz mono float32."""
+    import subprocess
+
+    fmt = ["-f", "g722"] if path.endswith(".g722") else []  # raw G.722 has no header
+    raw = subprocess.run(["ffmpeg", "-v", "quiet", *fmt, "-i", path, "-ac", "1", "-ar", str(SR),
+                          "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32).copy()
+
+
 def load_16k(path: str, max_seconds: float | None = None) -> np.ndarray:
     import soundfile as sf
     import soxr
 
-    if path.endswith(".opus"):
-        import subprocess
-
-        raw = subprocess.run(["ffmpeg", "-v", "quiet", "-i", path, "-ac", "1", "-ar", str(SR),
-                              "-f", "f32le", "-"], capture_output=True, check=True).stdout
-        y = np.frombuffer(raw, np.float32).copy()
+    if path.endswith((".opus", ".g722")):  # what libsndfile does not read
+        y = ffmpeg_16k(path)
     else:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
         y = y.mean(axis=1)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools import augment
+from tools import augment, voices
 from tools.corpus import SR, load_16k
 from tools.datasets import UPDATE_HZ, Clip, curve_targets, load_4q_labels, load_vgmidi_annotations, q4_targets
 
@@ -45,19 +45,8 @@ TRANSFORMS = {
     "resample48": lambda y, rng, bank: _resample_round_trip(y),
     "dialogue6": lambda y, rng, bank: augment.overlay_dialogue(y, rng, SR, bank, level_db=6.0)[0],
     # a real human voice: the words of alsa-utils' speaker-test recordings, 6 dB over the music
-    "realvoice6": lambda y, rng, bank: augment.overlay_dialogue(y, rng, SR, _real_voice(), level_db=6.0)[0],
+    "realvoice6": lambda y, rng, bank: augment.overlay_dialogue(y, rng, SR, voices.alsa_words(), level_db=6.0)[0],
 }
-REAL_VOICE_DIR = Path("/usr/share/sounds/alsa")  # Debian alsa-utils: "Front left", "Rear center", ...
-
-
-def _real_voice() -> list[np.ndarray]:
-    if "real" not in _BANKS:
-        files = sorted(p for p in REAL_VOICE_DIR.glob("*.wav") if p.stem != "Noise")
-        if not files:
-            raise FileNotFoundError(f"no recordings in {REAL_VOICE_DIR}: apt-get install alsa-utils")
-        voices = [load_16k(str(p)) for p in files]
-        _BANKS["real"] = [y / (np.max(np.abs(y)) + 1e-9) * 0.5 for y in voices]  # as load_speech_bank scales
-    return _BANKS["real"]
 
 
 def _resample_round_trip(y):

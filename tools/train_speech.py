@@ -104,9 +104,7 @@ def _init(model_bytes: bytes, cache: str):
         "synthetic": {s: augment.load_speech_bank(Path(cache) / "speech", s) for s in ("train", "eval")},
         "recorded": {s: voices.load_real_bank(Path(cache), s) for s in ("train", "eval")},
     }
-    from tools.embdata import _real_voice
-
-    _STATE["banks"]["alsa"] = {"eval": _real_voice()}
+    _STATE["banks"]["alsa"] = {"eval": voices.alsa_words()}
 
 
 def _example(job):
@@ -232,14 +230,14 @@ def graft(model_bytes: bytes, W: np.ndarray, b: float, meta: dict) -> bytes:
         if gemm.input[0] != TAP:
             raise RuntimeError(f"speech layer reads {gemm.input[0]}, not {TAP}")
         sig = next(n for n in g.node if n.op_type == "Sigmoid" and n.output[0] == "speech")
-        sig.output[0] = "/speech/distilled"
+        sig.output[0] = DISTILLED
         g.initializer.extend(numpy_helper.from_array(v, k) for k, v in weights.items())
         g.node.extend([
             helper.make_node("Gemm", [TAP, "speech_recorded.weight", "speech_recorded.bias"],
                              ["/speech_recorded/logit"], name="speech_recorded_gemm", transB=1),
             helper.make_node("Sigmoid", ["/speech_recorded/logit"], ["/speech/recorded"],
                              name="speech_recorded_sigmoid"),
-            helper.make_node("Max", ["/speech/distilled", "/speech/recorded"], ["speech"], name="speech_max"),
+            helper.make_node("Max", [DISTILLED, "/speech/recorded"], ["speech"], name="speech_max"),
         ])
     props = {p.key: p.value for p in m.metadata_props}
     props["speech_head"] = json.dumps(meta, sort_keys=True)

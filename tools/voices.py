@@ -11,7 +11,8 @@ detector their own timbre; these are people:
 Split by speaker (a voice is either trained on or evaluated on, never both):
 ``train``: Allison (en, es), Carlo (it) and KLettres' languages but ``EVAL_KLETTRES``;
 ``eval``: June (fr), the Russian IVR voice, and KLettres' ``EVAL_KLETTRES``. alsa-utils'
-speaker-test words (``tools.embdata`` ``realvoice6``) stay out of both.
+speaker-test words (:func:`alsa_words`, the ``realvoice6`` chain of ``tools.embdata``) stay
+out of both.
 
 A bank is a list of float32 "lines" at 16 kHz, peak 0.5 (as :func:`tools.augment.load_speech_bank`),
 cached under ``cache/speech/real_<split>.npz``.
@@ -20,10 +21,11 @@ cached under ``cache/speech/real_<split>.npz``.
 from __future__ import annotations
 
 import io
-import subprocess
 from pathlib import Path
 
 import numpy as np
+
+from tools.corpus import SR, ffmpeg_16k, load_16k
 
 ASTERISK = Path("/usr/share/asterisk/sounds")
 KLETTRES = Path("/usr/share/klettres")
@@ -31,16 +33,25 @@ ASTERISK_VOICES = {"train": ("en_US_f_Allison", "es_MX_f_Allison", "it_IT_m_Carl
                    "eval": ("fr_CA_f_June", "ru_RU_f_IvrvoiceRU")}
 EVAL_KLETTRES = ("fr", "ru", "uk", "he", "nl")
 DEBIAN_PACKAGES = ("klettres-data",) + tuple(f"asterisk-core-sounds-{l}-g722" for l in ("en", "es", "fr", "it", "ru"))
-SR = 16000
+ALSA_WORDS = Path("/usr/share/sounds/alsa")  # alsa-utils: "Front left", "Rear center", ... (one man)
 
 
-def _decode(path: Path) -> np.ndarray:
-    """Any file ffmpeg reads, as 16 kHz mono float32."""
-    fmt = ["-f", "g722"] if path.suffix == ".g722" else []
-    out = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", *fmt, "-i", str(path),
-                          "-f", "f32le", "-ac", "1", "-ar", str(SR), "-"],
-                         check=True, capture_output=True).stdout
-    return np.frombuffer(out, np.float32).copy()
+def _peak_half(y: np.ndarray) -> np.ndarray:
+    """``y`` at peak 0.5, as :func:`tools.augment.load_speech_bank` scales its lines."""
+    return (y / (np.max(np.abs(y)) + 1e-9) * 0.5).astype(np.float32)
+
+
+_ALSA: list[np.ndarray] = []
+
+
+def alsa_words() -> list[np.ndarray]:
+    """alsa-utils' speaker-test recordings (a real voice kept out of every training set)."""
+    if not _ALSA:
+        files = sorted(p for p in ALSA_WORDS.glob("*.wav") if p.stem != "Noise")
+        if not files:
+            raise FileNotFoundError(f"no recordings in {ALSA_WORDS}: apt-get install alsa-utils")
+        _ALSA.extend(_peak_half(load_16k(str(p))) for p in files)
+    return _ALSA
 
 
 def _trim(y: np.ndarray, rel: float = 0.02) -> np.ndarray:
@@ -67,7 +78,7 @@ def make_real_bank(split: str, *, seed: int = 0, max_phrases: int = 600,
         raise FileNotFoundError(f"recorded voices missing: apt-get install {' '.join(DEBIAN_PACKAGES)}")
     rng = np.random.default_rng([seed, 1 if split == "eval" else 0])
     phrases = [phrases[i] for i in sorted(rng.permutation(len(phrases))[:max_phrases])]
-    clips = [_trim(_decode(p)) for p in phrases]
+    clips = [_trim(ffmpeg_16k(str(p))) for p in phrases]
     lines = []
     i = 0
     while i < len(clips):  # 1-3 prompts of one speaker's folder run together, 0.1-0.3 s apart
@@ -78,7 +89,7 @@ def make_real_bank(split: str, *, seed: int = 0, max_phrases: int = 600,
             lines.append(_join(parts, rng, (0.1, 0.3)))
     by_lang: dict[str, list[np.ndarray]] = {}
     for p in syllables:
-        y = _trim(_decode(p))
+        y = _trim(ffmpeg_16k(str(p)))  # (ffmpeg's resampler: the shipped layer's bank)
         if y.size > 0.1 * SR:
             by_lang.setdefault(p.relative_to(KLETTRES).parts[0], []).append(y)
     langs = sorted(by_lang)
@@ -86,7 +97,7 @@ def make_real_bank(split: str, *, seed: int = 0, max_phrases: int = 600,
         pool = by_lang[langs[rng.integers(len(langs))]]
         parts = [pool[j] for j in rng.integers(len(pool), size=int(rng.integers(3, 9)))]
         lines.append(_join(parts, rng, (0.02, 0.15)))
-    return [(y / (np.max(np.abs(y)) + 1e-9) * 0.5).astype(np.float32) for y in lines]
+    return [_peak_half(y) for y in lines]
 
 
 def _join(parts: list[np.ndarray], rng, gap_s: tuple[float, float]) -> np.ndarray:
