@@ -11,7 +11,7 @@ from realtime.features import extract
 from realtime.model import MoodModel
 from tests.conftest import tone_mix
 from tools.datasets import Clip, curve_targets, listener_mean, measure_of, q4_targets
-from tools.moodcore import ccc, design, measure_curve, score_4q, score_vgmidi
+from tools.moodcore import ccc, design, fit_head, invariance_pairs, measure_curve, score_4q, score_vgmidi
 
 
 def test_measure_of_maps_time_to_measures():
@@ -75,6 +75,48 @@ def test_design_weights_sources_by_share():
     n4 = sum(np.isfinite(c.y).all(axis=1).sum() for c in clips if c.source == "4q")
     assert X.shape[0] == Y.shape[0] == w.shape[0] and np.isfinite(Y).all()
     assert w[:n4].sum() / w.sum() == pytest.approx(0.75)
+
+
+def _paired_clips(seed=0, n_clips=30, n=12, p=6):
+    """Clips whose target is seen noisily in x[0] and x[1]; each has a copy ("aug1") whose
+    x[1] is shifted: a chain that moves one of the two views."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for k in range(n_clips):
+        s = rng.normal(size=n)
+        X = rng.normal(size=(n, p))
+        X[:, :2] = s[:, None] + 0.3 * rng.normal(size=(n, 2))  # two noisy views of the signal
+        y = np.c_[s, -s]
+        t = np.arange(n) * 0.5
+        meta = {"quadrant": "Q1"}
+        clips.append(Clip("4q", f"a{k}", f"s{k}", "orig", t, X.astype(np.float32), y, meta))
+        shifted = X.copy()
+        shifted[:, 1] += rng.normal(scale=2.0, size=n)
+        clips.append(Clip("4q", f"a{k}", f"s{k}", "aug1", t[1:], shifted[1:].astype(np.float32), y[1:],
+                          {**meta, "pair_only": True}))
+    return clips
+
+
+def test_invariance_penalty_is_plain_ridge_at_zero_and_removes_the_nuisance():
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    clips = _paired_clips()
+    D, u = invariance_pairs(clips, ["aug1"])
+    assert D.shape == (30 * 11, 6) and u.sum() == pytest.approx(30)  # matched by update time, 1 per clip
+    config = {"model": "ridge5", "stride": 1, "share_4q": 1.0, "soundfonts": "fluidr3", "seed": 0,
+              "inv_pairs": "aug1", "inv_weight": 0.0}
+    plain, X, Y, w = fit_head(clips, config)
+    assert len(X) == 30 * 12  # pair-only clips are not training rows
+    ref = Ridge(alpha=5.0).fit(StandardScaler().fit_transform(X), Y, sample_weight=w)
+    np.testing.assert_allclose(plain.steps[-1][1].coef_, ref.coef_, rtol=1e-5, atol=1e-6)
+    tiny, *_ = fit_head(clips, {**config, "inv_weight": 1e-9})  # the penalty's own solver, ~no penalty
+    np.testing.assert_allclose(tiny.predict(X), plain.predict(X), atol=1e-4)
+    strong, *_ = fit_head(clips, {**config, "inv_weight": 100.0})
+    moved = lambda m: np.abs(m.predict(X + np.eye(6)[1]) - m.predict(X)).mean()  # noqa: E731
+    assert moved(plain) > 0.1 and moved(strong) < 0.02 * moved(plain)
+    # The signal is still learnt.
+    assert np.corrcoef(strong.predict(X)[:, 0], Y[:, 0])[0, 1] > 0.9
 
 
 def test_train_export_and_runtime_load(tmp_path):

@@ -213,14 +213,17 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
 
     df = load_4q_labels(data)
     tasks = []
-    variants = list(q4_variants) + [v for v in probes if v not in q4_variants]
+    from tools.moodcore import DEFAULT_CONFIG
+
+    pairs = [v for v in DEFAULT_CONFIG["inv_pairs"].split(",") if v and v not in soundfonts]
+    variants = list(q4_variants) + [v for v in (*probes, *pairs) if v not in q4_variants]
     if invariance:
         from tools.evaluate import INVARIANCE_VARIANTS
 
         variants += [v for v in INVARIANCE_VARIANTS if v not in variants]
     for v in variants:
         for r in df.itertuples(index=False):
-            if v in q4_variants or v in probes or holdout_group(str(r.artist), "4q"):
+            if v in q4_variants or v in probes or v in pairs or holdout_group(str(r.artist), "4q"):
                 tasks.append((str(cache), "4q", v, r.song, str(Path(data) / "4q" / "audio" / f"{r.song}.ogg")))
     for sf_name in soundfonts:
         for pid in load_vgmidi_annotations(data):

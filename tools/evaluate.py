@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, group_folds, holdout_group, load_4q, load_vgmidi  # noqa: E402
-from tools.moodcore import (DEFAULT_CONFIG, design, fit_model, output_scale_from, quadrant_from_signs,  # noqa: E402
+from tools.moodcore import (DEFAULT_CONFIG, fit_head, output_scale_from, quadrant_from_signs,  # noqa: E402
                             runtime_outputs,
                             score_4q, score_vgmidi, summarize)
 
@@ -65,6 +65,12 @@ def load_all(data, cache, config, *, embedding=DEFAULT_EMBEDDING) -> list:
 
     net = EmbeddingNetwork(embedding)
     emb = load_4q_emb(data, cache, net, variants=_names(config["q4_variants"]), target_mode=config["q4_target"])
+    extra = [v for v in _names(config.get("inv_pairs", "")) if v not in _names(config["q4_variants"])
+             and v not in _names(config["soundfonts"])]
+    if extra:  # chains used only as invariance pairs, never as training rows
+        for c in load_4q_emb(data, cache, net, variants=extra, target_mode=config["q4_target"]):
+            c.meta["pair_only"] = True
+            emb.append(c)
     emb += load_vgmidi_emb(data, cache, net, soundfonts=_names(config["soundfonts"]), span_s=config["span_s"])
     pools = _names(config["pools"])
     for c in emb:
@@ -92,8 +98,7 @@ def _split_eval(clips):
 def train_and_score(train, test, config, *, log=None) -> tuple[dict, dict]:
     """Fit on ``train`` clips, score ``test`` clips. Returns (scores, extras)."""
     t0 = time.time()
-    X, Y, w = design(train, stride=config["stride"], share_4q=config["share_4q"])
-    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    model, X, Y, w = fit_head(train, config)
     fit_s = time.time() - t0
     # The output scale is what train.py would export: from the model's training outputs.
     scale = output_scale_from(model.predict(X[::5]))

@@ -23,6 +23,12 @@ DEFAULT_CONFIG = {
     "span_s": 2.0,  # VGMIDI target averaged over the last span_s seconds
     "soundfonts": "fluidr3,musescore,timgm",
     "q4_variants": "orig,aug1,aug2",
+    # Invariance pairs: each listed variant's windows minus the clean clip's at the same
+    # update times (4Q: chains of the clip, "orig" clean; VGMIDI: other soundfonts, the
+    # first of ``soundfonts`` clean); the ridge is penalised for any output change along
+    # them, with ``inv_weight`` times the weight of the fit (0: no penalty).
+    "inv_pairs": "",
+    "inv_weight": 0.0,
     "seed": 0,
 }
 
@@ -35,6 +41,8 @@ def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5):
     """
     xs, ys, ws, src = [], [], [], []
     for c in clips:
+        if c.meta.get("pair_only"):
+            continue
         keep = np.isfinite(c.y).all(axis=1)
         keep[np.arange(keep.size) % stride != 0] = False
         if not keep.any():
@@ -52,6 +60,63 @@ def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5):
             w[mask] *= share / w[mask].sum()
     w *= len(w) / w.sum()
     return X, Y, w
+
+
+def invariance_pairs(clips: list[Clip], variants, *, clean_vgmidi: str = "fluidr3", stride: int = 1):
+    """(D, u): rows ``X_variant - X_clean`` of the same clip at the same update times, for
+    every clip in one of ``variants``, and their weights (each pair clip weighs the same)."""
+    variants = set(variants)
+    clean = {(c.source, c.key): c for c in clips
+             if c.variant == ("orig" if c.source == "4q" else clean_vgmidi)}
+    ds, us = [], []
+    for c in clips:
+        if c.variant not in variants or (c.source, c.key) not in clean:
+            continue
+        ref = clean[(c.source, c.key)]
+        _, i, j = np.intersect1d(np.round(c.t, 3), np.round(ref.t, 3), return_indices=True)
+        i, j = i[::stride], j[::stride]
+        if i.size:
+            ds.append(c.X[i] - ref.X[j])
+            us.append(np.full(i.size, 1.0 / i.size))
+    if not ds:
+        return np.zeros((0, clips[0].X.shape[1]), np.float32), np.zeros(0)
+    return np.vstack(ds).astype(np.float32), np.concatenate(us)
+
+
+def penalise(model, X, Y, w, D, u, *, weight: float):
+    """Refit the ridge of a fitted ``StandardScaler + Ridge`` pipeline with an invariance
+    penalty: minimise  sum w (x b - y)^2 + alpha |b|^2 + weight * sum(w) * sum u (d b)^2,
+    in the scaler's units (``u`` normalised to sum 1; the intercept is not penalised)."""
+    scaler, ridge = model.steps[0][1], model.steps[-1][1]
+    sd = scaler.scale_
+    Xs = (X - scaler.mean_) / sd
+    wn = w / w.sum()
+    mx = wn @ Xs
+    my = wn @ Y
+    Xc = Xs - mx
+    A = (Xc * w[:, None]).T @ Xc + ridge.alpha * np.eye(Xs.shape[1])
+    if weight > 0 and len(D):
+        Ds = D / sd
+        A += weight * w.sum() * (Ds * (u / u.sum())[:, None]).T @ Ds
+    B = (Xc * w[:, None]).T @ (Y - my)
+    coef = np.linalg.solve(A, B).T
+    ridge.coef_ = coef
+    ridge.intercept_ = my - coef @ mx
+    return model
+
+
+def fit_head(clips: list[Clip], config: dict):
+    """The mood head of ``config`` fitted on ``clips``. Returns (model, X, Y, w) of the fit."""
+    X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"])
+    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    pairs = [v for v in config.get("inv_pairs", "").split(",") if v]
+    if pairs and config.get("inv_weight", 0.0) > 0:
+        if not config["model"].startswith("ridge"):
+            raise ValueError("inv_pairs needs a ridge model")
+        clean_vg = config["soundfonts"].split(",")[0]
+        D, u = invariance_pairs(clips, pairs, clean_vgmidi=clean_vg, stride=config["stride"])
+        penalise(model, X.astype(np.float64), Y, w, D.astype(np.float64), u, weight=config["inv_weight"])
+    return model, X, Y, w
 
 
 # ---------------------------------------------------------------------------- models

@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from realtime.features import FeatureExtractor  # noqa: E402
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, UPDATE_HZ  # noqa: E402
-from tools.moodcore import DEFAULT_CONFIG, design, fit_model, output_scale_from  # noqa: E402
+from tools.moodcore import DEFAULT_CONFIG, fit_head, output_scale_from  # noqa: E402
 from tools.onnx_export import export_model  # noqa: E402
 
 MODEL_VERSION = "3.2"
@@ -49,8 +49,7 @@ def train_export(clips, config: dict, out: Path, *, cv: dict | None = None, extr
                  name: str = "moodtrack-mood", version: str = MODEL_VERSION,
                  embedding: Path = ROOT / "models" / "embedding.onnx"):
     """Fit ``config['model']`` on ``clips`` and export it with metadata. Returns (model, path)."""
-    X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"])
-    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    model, X, Y, w = fit_head(clips, config)
     raw = model.predict(X)
     if cv is not None:
         p95 = np.asarray(cv["raw_output_p95"])
