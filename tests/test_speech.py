@@ -120,3 +120,23 @@ def test_recorded_voice_bank_joins_trimmed_lines():
 
 def test_espeak_is_installed():
     assert shutil.which("espeak-ng"), "tools/quickstart.sh installs espeak-ng"
+
+
+def test_speech_bank_is_made_whole_and_resumes_as_one_run(tmp_path):
+    """The synthetic dialogue bank (espeak-ng): every file 16 kHz mono, no temporary file
+    left behind, and a bank resumed after a lost file is the bank of one uninterrupted run."""
+    import soundfile as sf
+
+    from tools.augment import load_speech_bank, make_speech_bank
+
+    paths = make_speech_bank(tmp_path, split="eval")
+    assert len(paths) == 30 and all(p.is_file() for p in paths)
+    assert not list((tmp_path / "eval").glob(".*"))
+    assert {sf.info(str(p)).samplerate for p in paths} == {SR} and {sf.info(str(p)).channels for p in paths} == {1}
+    before = {p.name: p.read_bytes() for p in paths}
+    for lost in (paths[4], paths[17]):
+        lost.unlink()
+    make_speech_bank(tmp_path, split="eval")
+    assert {p.name: p.read_bytes() for p in paths} == before
+    bank = load_speech_bank(tmp_path, "eval")
+    assert len(bank) == 30 and max(float(np.abs(b).max()) for b in bank) == pytest.approx(0.5, abs=1e-3)

@@ -176,9 +176,6 @@ def make_speech_bank(out: Path, *, sr: int = 16000, split: str = "train", seed: 
     """Render dialogue lines with espeak-ng (several voices and variants, speeds and pitches)
     and festival into ``out/<split>/*.wav`` at ``sr`` Hz; ``split`` "eval" uses lines and
     voices kept out of training. Existing files are kept."""
-    import soundfile as sf
-    import soxr
-
     lines = [l.strip() for l in SPEECH_LINES.read_text().splitlines() if l.strip()]
     eval_lines = lines[EVAL_LINES]
     lines = eval_lines if split == "eval" else [l for l in lines if l not in eval_lines]
@@ -190,23 +187,33 @@ def make_speech_bank(out: Path, *, sr: int = 16000, split: str = "train", seed: 
     for i, text in enumerate(lines):
         for k in range(3):
             p = folder / f"espeak_{i:03d}_{k}.wav"
+            # drawn whether or not the file exists: a resumed bank is the bank of one run
+            v = f"{voices[rng.integers(len(voices))]}+{VARIANTS[rng.integers(len(VARIANTS))]}"
+            speed, pitch = int(rng.uniform(130, 190)), int(rng.uniform(25, 75))
             if not p.is_file():
-                v = f"{voices[rng.integers(len(voices))]}+{VARIANTS[rng.integers(len(VARIANTS))]}"
-                subprocess.run(["espeak-ng", "-v", v, "-s", str(int(rng.uniform(130, 190))),
-                                "-p", str(int(rng.uniform(25, 75))), "-w", str(p), text],
-                               check=True, capture_output=True)
+                _render_to(p, sr, ["espeak-ng", "-v", v, "-s", str(speed), "-p", str(pitch), "-w"], text)
             paths.append(p)
         if split == "train":
             p = folder / f"festival_{i:03d}.wav"
             if not p.is_file():
-                subprocess.run(["text2wave", "-o", str(p)], input=text.encode(), check=True,
-                               capture_output=True)
+                _render_to(p, sr, ["text2wave", "-o"], text, stdin=True)
             paths.append(p)
-    for p in paths:  # to sr Hz, in place
-        y, r = sf.read(p, dtype="float32", always_2d=True)
-        if r != sr:
-            sf.write(p, soxr.resample(y.mean(axis=1), r, sr), sr, subtype="PCM_16")
     return paths
+
+
+def _render_to(path: Path, sr: int, cmd: list[str], text: str, *, stdin: bool = False) -> None:
+    """Run a speech synthesiser into a temporary file, resample it to ``sr`` Hz mono 16-bit,
+    then move it into place: a bank file is whole or absent."""
+    import soundfile as sf
+    import soxr
+
+    tmp = path.with_name(f".{path.stem}.tmp.wav")
+    subprocess.run([*cmd, str(tmp)] + ([] if stdin else [text]), input=text.encode() if stdin else None,
+                   check=True, capture_output=True)
+    y, r = sf.read(tmp, dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    sf.write(tmp, soxr.resample(y, r, sr) if r != sr else y, sr, subtype="PCM_16")
+    tmp.replace(path)
 
 
 def load_speech_bank(out: Path, split: str = "train", sr: int = 16000) -> list[np.ndarray]:

@@ -242,6 +242,8 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
                 if wav.is_file():  # alone, and over a real 4Q clip
                     tasks += [(str(cache), f"arr-{sf_name}", v, key, str(wav)) for v in ("orig", "over4q")]
     log(f"{len(tasks)} clips to extract")
+    for split in ("train", "eval"):  # made once, here, not by the workers at the same time
+        _bank(cache, split)
     with get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(str(embedding),)) as pool:
         for i, _ in enumerate(pool.imap_unordered(_one, tasks, chunksize=8)):
             if (i + 1) % 200 == 0:
