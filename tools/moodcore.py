@@ -27,8 +27,8 @@ DEFAULT_CONFIG = {
     # update times (4Q: chains of the clip, "orig" clean; VGMIDI: other soundfonts, the
     # first of ``soundfonts`` clean); the ridge is penalised for any output change along
     # them, with ``inv_weight`` times the weight of the fit (0: no penalty).
-    "inv_pairs": "",
-    "inv_weight": 0.0,
+    "inv_pairs": "aug1,aug2,dlg1",
+    "inv_weight": 1.0,
     "seed": 0,
 }
 
