@@ -208,12 +208,15 @@ def _render_to(path: Path, sr: int, cmd: list[str], text: str, *, stdin: bool = 
     import soxr
 
     tmp = path.with_name(f".{path.stem}.tmp.wav")
-    subprocess.run([*cmd, str(tmp)] + ([] if stdin else [text]), input=text.encode() if stdin else None,
-                   check=True, capture_output=True)
-    y, r = sf.read(tmp, dtype="float32", always_2d=True)
-    y = y.mean(axis=1)
-    sf.write(tmp, soxr.resample(y, r, sr) if r != sr else y, sr, subtype="PCM_16")
-    tmp.replace(path)
+    try:
+        subprocess.run([*cmd, str(tmp)] + ([] if stdin else [text]), input=text.encode() if stdin else None,
+                       check=True, capture_output=True)
+        y, r = sf.read(tmp, dtype="float32", always_2d=True)
+        y = y.mean(axis=1)
+        sf.write(tmp, soxr.resample(y, r, sr) if r != sr else y, sr, subtype="PCM_16")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed synthesiser leaves nothing behind
 
 
 def load_speech_bank(out: Path, split: str = "train", sr: int = 16000) -> list[np.ndarray]:
