@@ -182,3 +182,66 @@ def test_embedding_head_train_export_and_pipeline(tmp_path):
     assert all(0.0 <= u.speech <= 1.0 for u in got)
     tagged = [u for u in got if u.tags]
     assert tagged and "piano" in [name for name, _ in tagged[0].tags["instruments"]]
+
+
+def _quadrant_clips(seed=0, n_clips=40, n=10, p=6):
+    """4Q-like clips: valence seen in x[0] and x[1], arousal in x[2]; each clip has a copy
+    ("aug1", pair only) whose x[1] is shifted: a chain that moves one of the valence views."""
+    rng = np.random.default_rng(seed)
+    names = {(1, 1): "Q1", (-1, 1): "Q2", (-1, -1): "Q3", (1, -1): "Q4"}
+    clips = []
+    for k in range(n_clips):
+        sv, sa = (1 if k % 2 else -1), (1 if (k // 2) % 2 else -1)
+        X = rng.normal(size=(n, p))
+        X[:, :2] = sv * 0.8 + 0.6 * rng.normal(size=(n, 2))
+        X[:, 2] = sa * 0.8 + 0.6 * rng.normal(size=n)
+        t = np.arange(n) * 0.5
+        meta = {"quadrant": names[(sv, sa)]}
+        y = np.tile([0.4 * sv, 0.4 * sa], (n, 1))
+        clips.append(Clip("4q", f"a{k}", f"s{k}", "orig", t, X.astype(np.float32), y, meta))
+        shifted = X.copy()
+        shifted[:, 1] += rng.normal(scale=2.0, size=n)
+        clips.append(Clip("4q", f"a{k}", f"s{k}", "aug1", t, shifted.astype(np.float32), y,
+                          {**meta, "pair_only": True}))
+    return clips
+
+
+def test_quadrant_head_is_logistic_regression_at_zero_and_removes_the_nuisance():
+    from sklearn.linear_model import LogisticRegression
+
+    from tools.moodcore import QUADRANT_SIGN_MATRIX
+
+    clips = _quadrant_clips()
+    config = {"model": "quad0.1", "stride": 1, "share_4q": 1.0, "soundfonts": "fluidr3", "seed": 0,
+              "inv_pairs": "aug1", "inv_weight": 0.0}
+    plain, X, Y, w = fit_head(clips, config)
+    assert len(X) == 40 * 10 and set(map(tuple, Y)) == {(1, 1), (-1, 1), (-1, -1), (1, -1)}
+    Xs = (X - np.average(X, axis=0, weights=w)) / np.sqrt(np.average((X - np.average(X, axis=0, weights=w)) ** 2,
+                                                                      axis=0, weights=w))
+    labels = np.array([int(c.meta["quadrant"][1]) for c in clips if c.variant == "orig" for _ in range(10)])
+    ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-8).fit(Xs, labels, sample_weight=w)
+    np.testing.assert_allclose(plain.predict_proba(X), ref.predict_proba(Xs), atol=1e-3)
+    # valence, arousal = quadrant probabilities times the quadrants' signs, each in [-1, 1]
+    np.testing.assert_allclose(plain.predict(X), ref.predict_proba(Xs) @ QUADRANT_SIGN_MATRIX, atol=2e-3)
+    assert np.abs(plain.predict(X)).max() <= 1.0
+    strong, *_ = fit_head(clips, {**config, "inv_weight": 1000.0})
+    moved = lambda m: np.abs(m.logits(X + np.eye(6)[1]) - m.logits(X)).mean()  # noqa: E731
+    assert moved(plain) > 0.1 and moved(strong) < 0.05 * moved(plain)
+    # Still right (clip means, as the tracker is scored), from the views the chain leaves alone.
+    clip_q = np.argmax(strong.predict_proba(X).reshape(40, 10, 4).mean(axis=1), axis=1) + 1
+    assert np.mean(clip_q == labels[::10]) >= 0.95
+
+
+def test_quadrant_head_exports_and_runs_in_the_runtime(tmp_path):
+    from tools.train import train_export
+
+    clips = _synthetic_clips()
+    config = {"model": "quad0.01", "q4_target": "blend", "share_4q": 0.8, "stride": 1, "span_s": 2.0,
+              "soundfonts": "fluidr3", "q4_variants": "orig", "seed": 0, "inv_pairs": "", "inv_weight": 0.0}
+    model, path = train_export(clips, config, tmp_path / "q.onnx", name="tiny-quad", version="t")
+    m = MoodModel(path)
+    X = np.vstack([c.X for c in clips])
+    np.testing.assert_allclose(m.predict(X), model.predict(X), atol=1e-4)
+    # The four synthetic 4Q clips are told apart by their level, and read as their quadrants.
+    quads = [int(np.argmax(model.predict_proba(c.X).mean(axis=0))) + 1 for c in clips[:4]]
+    assert quads == [int(c.meta["quadrant"][1]) for c in clips[:4]]

@@ -16,28 +16,31 @@ from tools.datasets import QUADRANT_SIGNS, Clip, measure_of
 DEFAULT_CONFIG = {
     "features": "emb",  # "emb" (the embedding network's pools), "hand" (mt-feat-4) or "both"
     "pools": "ctx_mean_sw,short_rel_sw",
-    "model": "ridge300",
+    "model": "quad0.001",  # quadrant classifier (C 0.001); "ridge<alpha>" etc. regress (v, a)
     "q4_target": "blend",
-    "share_4q": 0.7,  # share of the total sample weight given to 4Q (rest: VGMIDI)
+    "share_4q": 0.85,  # share of the total sample weight given to 4Q (rest: VGMIDI)
     "stride": 4,  # train on every stride-th window (2 Hz updates -> 2 s apart)
     "span_s": 2.0,  # VGMIDI target averaged over the last span_s seconds
     "soundfonts": "fluidr3,musescore,timgm",
     "q4_variants": "orig,aug1,aug2",
     # Invariance pairs: each listed variant's windows minus the clean clip's at the same
     # update times (4Q: chains of the clip, "orig" clean; VGMIDI: other soundfonts, the
-    # first of ``soundfonts`` clean); the ridge is penalised for any output change along
-    # them, with ``inv_weight`` times the weight of the fit (0: no penalty).
+    # first of ``soundfonts`` clean); the head is penalised for any output change along
+    # them (0: no penalty). Ridge: ``inv_weight`` times the weight of the fit; quadrant
+    # head: ``inv_weight`` times the weight of its L2 penalty (see QuadrantHead).
     "inv_pairs": "aug1,aug2,dlg1",
-    "inv_weight": 1.0,
+    "inv_weight": 10.0,
     "seed": 0,
 }
 
 
 # ------------------------------------------------------------------------- design matrix
-def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5):
+def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5, signs: bool = False):
     """Stack clips into (X, Y, w): rows with a target only; each source gets its weight share.
 
     Within a source every clip (and every rendering/variant of it) weighs the same.
+    ``signs``: Y holds the quadrant's signs (+-1, +-1) instead of the targets: for 4Q the
+    annotated quadrant, for VGMIDI the signs of the listeners' curve at that time.
     """
     xs, ys, ws, src = [], [], [], []
     for c in clips:
@@ -48,7 +51,12 @@ def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5):
         if not keep.any():
             continue
         xs.append(c.X[keep])
-        ys.append(c.y[keep])
+        if signs and c.source == "4q":
+            ys.append(np.tile(np.asarray(QUADRANT_SIGNS[c.meta["quadrant"]], float), (int(keep.sum()), 1)))
+        elif signs:
+            ys.append(np.where(c.y[keep] >= 0, 1.0, -1.0))
+        else:
+            ys.append(c.y[keep])
         ws.append(np.full(keep.sum(), 1.0 / keep.sum()))
         src.append(np.full(keep.sum(), c.source == "4q"))
     X = np.vstack(xs).astype(np.float32)
@@ -107,16 +115,109 @@ def penalise(model, X, Y, w, D, u, *, weight: float):
 
 def fit_head(clips: list[Clip], config: dict):
     """The mood head of ``config`` fitted on ``clips``. Returns (model, X, Y, w) of the fit."""
-    X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"])
-    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    quad = config["model"].startswith("quad")
+    X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"], signs=quad)
     pairs = [v for v in config.get("inv_pairs", "").split(",") if v]
+    D = u = None
     if pairs and config.get("inv_weight", 0.0) > 0:
-        if not config["model"].startswith("ridge"):
-            raise ValueError("inv_pairs needs a ridge model")
+        if not (quad or config["model"].startswith("ridge")):
+            raise ValueError("inv_pairs needs a ridge or quadrant model")
         clean_vg = config["soundfonts"].split(",")[0]
         D, u = invariance_pairs(clips, pairs, clean_vgmidi=clean_vg, stride=config["stride"])
+    if quad:
+        model = make_model(config["model"]).fit(X, Y, w, pairs=D, pair_weights=u,
+                                                weight=config.get("inv_weight", 0.0) if D is not None else 0.0)
+        return model, X, Y, w
+    model = fit_model(config["model"], X, Y, w, seed=config["seed"])
+    if D is not None:
         penalise(model, X.astype(np.float64), Y, w, D.astype(np.float64), u, weight=config["inv_weight"])
     return model, X, Y, w
+
+
+#: Valence and arousal signs of the quadrants Q1..Q4 (rows), the quadrant head's output map.
+QUADRANT_SIGN_MATRIX = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+
+
+class QuadrantHead:
+    """Multinomial logistic regression over the four Russell quadrants, read as (v, a).
+
+    ``predict`` gives valence = P(Q1) + P(Q4) - P(Q2) - P(Q3) (how much likelier a pleasant
+    than an unpleasant quadrant) and arousal = P(Q1) + P(Q2) - P(Q3) - P(Q4), each in [-1, 1].
+    ``fit`` minimises, in standardised units, ``C * sum w CE + 1/2 sum_k (|b_k|^2 +
+    weight * sum u (d . b_k)^2)``: cross-entropy, L2, and an invariance penalty on the
+    logit change along each pair row ``d`` (a clip through a chain minus the clean clip),
+    solved by sklearn's L-BFGS after whitening the quadratic penalty.
+    """
+
+    def __init__(self, C: float = 1e-3):
+        self.C = float(C)
+
+    def fit(self, X, Y, w, *, pairs=None, pair_weights=None, weight: float = 0.0):
+        """``Y``: the quadrant's signs per row (``design(..., signs=True)``)."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        X = np.asarray(X, np.float64)
+        labels = quadrant_from_signs(Y[:, 0], Y[:, 1])
+        if set(np.unique(labels)) != {1, 2, 3, 4}:
+            raise ValueError("the quadrant head needs training rows of all four quadrants")
+        w = np.asarray(w, np.float64)
+        self.mean_ = (w @ X) / w.sum()
+        self.scale_ = np.sqrt((w @ (X - self.mean_) ** 2) / w.sum())
+        self.scale_[self.scale_ < 1e-12] = 1.0
+        Xs = (X - self.mean_) / self.scale_
+        R = np.eye(X.shape[1])
+        if weight > 0 and pairs is not None and len(pairs):
+            Ds = np.asarray(pairs, np.float64) / self.scale_
+            u = np.asarray(pair_weights, np.float64)
+            R += weight * (Ds * (u / u.sum())[:, None]).T @ Ds
+        T = np.linalg.inv(np.linalg.cholesky(R)).T  # b = T c turns the penalty into |c|^2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lr = LogisticRegression(C=self.C, max_iter=5000, tol=1e-6).fit(Xs @ T, labels, sample_weight=w)
+        self.coef_ = T @ lr.coef_.T  # (n_features, 4), standardised units
+        self.intercept_ = lr.intercept_.astype(np.float64)
+        return self
+
+    def logits(self, X) -> np.ndarray:
+        return ((np.asarray(X, np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 4) probabilities of Q1..Q4."""
+        z = self.logits(X)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """(n, 2) valence, arousal in [-1, 1]."""
+        return self.predict_proba(X) @ QUADRANT_SIGN_MATRIX
+
+    def to_onnx(self, n_features: int):
+        """The head as one ONNX graph: ``X`` (n, n_features) -> ``variable`` (n, 2) valence,
+        arousal, and ``quadrant_probability`` (n, 4); the standardisation folded in."""
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        W = self.coef_ / self.scale_[:, None]
+        b = self.intercept_ - (self.mean_ / self.scale_) @ self.coef_
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["X", "W"], ["z0"]), helper.make_node("Add", ["z0", "b"], ["z"]),
+             helper.make_node("Softmax", ["z"], ["quadrant_probability"], axis=1),
+             helper.make_node("MatMul", ["quadrant_probability", "signs"], ["variable"])],
+            "moodtrack_quadrant_head",
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])],
+            [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 2]),
+             helper.make_tensor_value_info("quadrant_probability", TensorProto.FLOAT, [None, 4])],
+            initializer=[numpy_helper.from_array(W.astype(np.float32), "W"),
+                         numpy_helper.from_array(b.astype(np.float32), "b"),
+                         numpy_helper.from_array(QUADRANT_SIGN_MATRIX.astype(np.float32), "signs")])
+        onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="moodtrack")
+        onx.ir_version = 8
+        onnx.checker.check_model(onx)
+        return onx
 
 
 # ---------------------------------------------------------------------------- models
@@ -126,6 +227,8 @@ def make_model(name: str, seed: int = 0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if name.startswith("quad"):  # "quad" or "quad<C>"
+        return QuadrantHead(C=float(name[4:] or 1e-3))
     if name.startswith("ridge"):  # "ridge" or "ridge<alpha>"
         from sklearn.linear_model import Ridge
 

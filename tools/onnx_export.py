@@ -39,9 +39,12 @@ def export_model(estimator, *, path: str | Path, extractor_spec: dict[str, str],
                  n_features: int | None = None) -> Path:
     """Convert ``estimator`` (predict: (n, n_features) -> (n, 2)) and write it to ``path``."""
     n = n_features or len(extractor_spec["feature_names"].split(","))
-    _patch_skl2onnx_tree_bools()
-    onx = to_onnx(estimator, np.zeros((1, n), np.float32), target_opset=17,
-                  options={"zipmap": False} if hasattr(estimator, "predict_proba") else None)
+    if hasattr(estimator, "to_onnx"):  # builds its own graph (tools.moodcore.QuadrantHead)
+        onx = estimator.to_onnx(n)
+    else:
+        _patch_skl2onnx_tree_bools()
+        onx = to_onnx(estimator, np.zeros((1, n), np.float32), target_opset=17,
+                      options={"zipmap": False} if hasattr(estimator, "predict_proba") else None)
     meta = {
         **extractor_spec,
         "output_scale": ",".join(f"{s:.6g}" for s in output_scale),
