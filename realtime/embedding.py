@@ -74,40 +74,32 @@ class LogMelFrontEnd:
         self._decay = float(np.exp(-1.0 / (self.norm_tau_s * self.frames_per_second)))
         self._target = 10.0 ** (self.norm_db / 10.0)
         self._floor = 10.0 ** ((self.norm_db - self.max_gain_db) / 10.0)
-        self._chunk = max(int(chunk), self.n_fft)
+        self._stft = PowerFrames(n_fft=self.n_fft, hop_length=self.hop_length, window=self._window,
+                                 chunk=chunk)
+        self._chunk = self._stft.chunk
         self.reset()
 
     def reset(self) -> None:
-        self._ring = RingBuffer(self.n_fft + self._chunk)
-        self._n_frames = 0
+        self._stft.reset()
         self._ema_zi = np.zeros(1)
 
     @property
     def n_frames(self) -> int:
         """Frames returned so far."""
-        return self._n_frames
+        return self._stft.n_frames
 
     def process(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = np.asarray(block, dtype=np.float32).reshape(-1)
         mels, powers = [], []
-        for start in range(0, block.size, self._chunk):
-            self._ring.write(block[start:start + self._chunk])
-            total = self._ring.total
-            ready = 0 if total < self.n_fft else (total - self.n_fft) // self.hop_length + 1
-            if ready > self._n_frames:
-                m, p = self._frames(self._n_frames, ready)
-                mels.append(m)
-                powers.append(p)
+        for first, stop, frames, pspec in self._stft.process(block):
+            m, p = self._frames(first, stop, frames, pspec)
+            mels.append(m)
+            powers.append(p)
         if not mels:
             return np.zeros((0, self.n_mels), np.float32), np.zeros(0)
         return np.concatenate(mels), np.concatenate(powers)
 
-    def _frames(self, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        hop, n_fft = self.hop_length, self.n_fft
-        span = self._ring.read(first * hop, (stop - first - 1) * hop + n_fft)
-        frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop] * self._window
-        spec = scipy.fft.rfft(frames, axis=1)
-        pspec = (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False)
+    def _frames(self, first: int, stop: int, frames: np.ndarray, pspec: np.ndarray):
+        n_fft = self.n_fft
         # In float64, rounded to float32: a float32 product's rounding depends on how many
         # frames go to BLAS at once, and it must not (blocks of any size give the same bits).
         mel = (pspec @ self._mel_fb_t).astype(np.float32)
@@ -119,8 +111,129 @@ class LogMelFrontEnd:
         ref = ema / -np.expm1(n * np.log(d))
         gain = (self._target / np.maximum(ref, self._floor)).astype(np.float32)
         logmel = np.log10(10000.0 * round_to_float16(mel * gain[:, None]) + 1.0)
-        self._n_frames = stop
         return logmel, power
+
+
+class PowerFrames:
+    """Windowed power spectra of a stream fed in blocks of any size: frame *i* covers
+    samples ``[i * hop_length, i * hop_length + n_fft)`` (``center=False``).
+
+    :meth:`process` yields ``(first, stop, frames, pspec)`` for each run of newly complete
+    frames: their indices ``[first, stop)``, the windowed frames (float32 ``(n, n_fft)``)
+    and their power spectra (float32 ``(n, n_fft // 2 + 1)``). At most ``chunk`` samples
+    are framed at once, so memory stays bounded for any block size.
+    """
+
+    def __init__(self, *, n_fft: int, hop_length: int, window: np.ndarray, chunk: int = 32768):
+        self.n_fft = int(n_fft)
+        self.hop_length = int(hop_length)
+        self.window = np.asarray(window, np.float32)
+        self.chunk = max(int(chunk), self.n_fft)
+        self.reset()
+
+    def reset(self) -> None:
+        self._ring = RingBuffer(self.n_fft + self.chunk)
+        self.n_frames = 0
+
+    def process(self, block: np.ndarray):
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        hop, n_fft = self.hop_length, self.n_fft
+        for start in range(0, block.size, self.chunk):
+            self._ring.write(block[start:start + self.chunk])
+            total = self._ring.total
+            ready = 0 if total < n_fft else (total - n_fft) // hop + 1
+            if ready > self.n_frames:
+                first, self.n_frames = self.n_frames, ready
+                span = self._ring.read(first * hop, (ready - first - 1) * hop + n_fft)
+                frames = np.lib.stride_tricks.sliding_window_view(span, n_fft)[::hop] * self.window
+                spec = scipy.fft.rfft(frames, axis=1)
+                yield first, ready, frames, (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False)
+
+
+#: Chroma front end of the ``tonal`` pool: 16 kHz, 4096-sample frames (0.26 s) every 1024.
+CHROMA_FRONT_END = dict(sample_rate=16000, n_fft=4096, hop_length=1024)
+
+
+class ChromaFrontEnd:
+    """Causal chroma frames (12 pitch classes, C first; librosa's chroma filterbank with
+    tuning 0, each frame scaled to a maximum of 1 as ``librosa.feature.chroma_stft`` does;
+    an all-zero frame stays zero). Level-independent by construction.
+
+    :meth:`process` returns the new complete frames as float64 ``(n, 12)``; frame *i* ends
+    at sample ``i * hop_length + n_fft``.
+    """
+
+    def __init__(self, *, sample_rate: int = 16000, n_fft: int = 4096, hop_length: int = 1024,
+                 chunk: int = 32768):
+        self.sample_rate, self.n_fft, self.hop_length = int(sample_rate), int(n_fft), int(hop_length)
+        fb = filterbanks.load(sample_rate=self.sample_rate, n_fft=self.n_fft, n_mels=CHROMA_N_MELS, fmin=0.0)
+        self._chroma_fb_t = np.ascontiguousarray(fb["chroma"].T, dtype=np.float64)  # (bins, 12)
+        self._stft = PowerFrames(n_fft=self.n_fft, hop_length=self.hop_length, window=fb["window"], chunk=chunk)
+
+    def reset(self) -> None:
+        self._stft.reset()
+
+    @property
+    def n_frames(self) -> int:
+        return self._stft.n_frames
+
+    def frames_by(self, end_sample: int) -> int:
+        """How many frames are complete once ``end_sample`` samples have been seen."""
+        return 0 if end_sample < self.n_fft else (end_sample - self.n_fft) // self.hop_length + 1
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        # einsum's own loop, not BLAS: the same bits whatever the number of frames at once
+        out = [np.einsum("ij,jk->ik", pspec.astype(np.float64), self._chroma_fb_t)
+               for _, _, _, pspec in self._stft.process(block)]
+        if not out:
+            return np.zeros((0, 12))
+        c = np.concatenate(out)
+        peak = c.max(axis=1, keepdims=True)
+        return np.divide(c, peak, out=np.zeros_like(c), where=peak > 0)
+
+
+#: The precomputed filterbank set that carries the chroma front end's matrices (its mel
+#: part is unused).
+CHROMA_N_MELS = 96
+
+# Krumhansl-Kessler key profiles (C major, C minor), the reference for the ``tonal`` pool.
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def _centred_unit(v: np.ndarray) -> np.ndarray:
+    v = v - v.mean(axis=-1, keepdims=True)
+    n = np.sqrt((v * v).sum(axis=-1, keepdims=True))
+    return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
+
+
+#: The 24 key profiles (12 major keys from C, then 12 minor), centred and of unit norm.
+KEY_PROFILES = _centred_unit(np.array([np.roll(_KK_MAJOR, k) for k in range(12)]
+                                      + [np.roll(_KK_MINOR, k) for k in range(12)]))
+#: Width of the ``tonal`` pool.
+TONAL_WIDTH = 16
+
+
+def pool_width(pool: str, n_embedding: int) -> int:
+    """Values a pool adds to the head input: ``tonal`` :data:`TONAL_WIDTH`, the others one embedding."""
+    return TONAL_WIDTH if pool == "tonal" else int(n_embedding)
+
+
+def tonal_features(chroma: np.ndarray) -> np.ndarray:
+    """Key and mode of a mean chroma vector (12,), as 16 values: the best correlation with
+    a major and with a minor key profile, their difference (> 0: major), the pitch-class
+    entropy (0 one pitch class ... 1 all alike), and the chroma's 12 shares rotated so that
+    the best key's tonic comes first. All zeros for an all-zero chroma (silence)."""
+    c = np.asarray(chroma, np.float64)
+    total = c.sum()
+    if not total > 0:
+        return np.zeros(TONAL_WIDTH)
+    c = c / total
+    r = KEY_PROFILES @ _centred_unit(c)
+    best = int(np.argmax(r))
+    entropy = -(c * np.log(np.maximum(c, 1e-12))).sum() / np.log(12.0)
+    r_major, r_minor = r[:12].max(), r[12:].max()
+    return np.concatenate([[r_major, r_minor, r_major - r_minor, entropy], np.roll(c, -(best % 12))])
 
 
 _F16_MIN_NORMAL = np.float32(2.0 ** -14)
@@ -243,7 +356,7 @@ class EmbeddingNetwork:
 
 
 #: The pooled vectors a head can take, in the order they are concatenated.
-POOLS = ("ctx_mean", "ctx_std", "short_mean", "short_rel", "ctx_mean_sw", "short_rel_sw")
+POOLS = ("ctx_mean", "ctx_std", "short_mean", "short_rel", "ctx_mean_sw", "short_rel_sw", "tonal")
 #: Least weight of a patch in the speech-weighted pools (``*_sw``): a patch that is all
 #: speech still counts this much, so that dialogue alone gives the plain mean.
 SPEECH_WEIGHT_FLOOR = 0.05
@@ -283,7 +396,9 @@ class EmbeddingExtractor:
       relative to;
     - ``pools``: which of :data:`POOLS` the head takes (``*_sw``: the same pools with each
       patch weighted by ``max(1 - speech, SPEECH_WEIGHT_FLOOR)``, so that patches where
-      dialogue speaks count less); ``min_context_s``: no update before
+      dialogue speaks count less; ``tonal``: :func:`tonal_features` of the chroma of the
+      context's patches, weighted the same way: key and mode, which the embedding
+      hardly describes and which move valence in tonal music); ``min_context_s``: no update before
       this much audio; ``level_s``: seconds averaged for ``level_db``.
     """
 
@@ -316,12 +431,14 @@ class EmbeddingExtractor:
         self._n_short = max(1, min(self._n_ctx, int(round(self.short_context_s / self.patch_hop_s))))
         self._rel_decay = float(np.exp(-self.patch_hop_s / self.rel_tau_s))
         self._frame_cap = self.patch_frames + self.front._chunk // self.front.hop_length + 2
+        self.chroma = (ChromaFrontEnd(**{**CHROMA_FRONT_END, "sample_rate": self.sample_rate},
+                                      chunk=self.front._chunk) if "tonal" in self.pools else None)
         self.reset()
 
     # ----------------------------------------------------------------- public API
     @property
     def n_features(self) -> int:
-        return self.network.n_embedding * len(self.pools)
+        return sum(pool_width(p, self.network.n_embedding) for p in self.pools)
 
     def spec(self) -> dict[str, str]:
         """What a head must have been trained with: compared against its ONNX metadata."""
@@ -353,6 +470,12 @@ class EmbeddingExtractor:
         self._rel_state = np.zeros(e, np.float64)
         self._relw_state = np.zeros(e, np.float64)  # speech-weighted running sum ...
         self._relw_norm = 0.0  # ... and its running weight
+        if self.chroma is not None:
+            self.chroma.reset()
+            cap = self.front._chunk // self.chroma.hop_length + int(self.patch_hop_s * self.sample_rate) // self.chroma.hop_length + 4
+            self._chroma_frames = np.zeros((cap, 12))  # ring of chroma frames not yet in a patch
+            self._chroma_done = 0  # chroma frames already summed into a patch
+            self._chroma = np.zeros((self._n_ctx, 12))  # ring of the patches' summed chroma
 
     def process(self, block: np.ndarray) -> list[EmbeddingUpdate]:
         """Consume a mono block (any length) and return the updates it completes, in order."""
@@ -374,6 +497,10 @@ class EmbeddingExtractor:
         idx = np.arange(first, first + logmel.shape[0]) % self._frame_cap
         self._logmel[idx] = logmel
         self._power[idx] = power
+        if self.chroma is not None:
+            c_first = self.chroma.n_frames
+            c = self.chroma.process(chunk)
+            self._chroma_frames[np.arange(c_first, c_first + len(c)) % len(self._chroma_frames)] = c
         # Patches and updates interleave in time order.
         total = self._total + chunk.size
         while True:
@@ -382,7 +509,7 @@ class EmbeddingExtractor:
             if min(p_end, u_end) > total:
                 break
             if p_end <= u_end:
-                self._patch(self._frames_by(p_end))
+                self._patch(p_end)
                 self._j_patch += 1
             else:
                 self._k_update += 1
@@ -390,7 +517,8 @@ class EmbeddingExtractor:
                     out.append(self._update(u_end))
         self._total = total
 
-    def _patch(self, end_frame: int) -> None:
+    def _patch(self, end_sample: int) -> None:
+        end_frame = self._frames_by(end_sample)
         n = self.patch_frames
         patch = np.zeros((1, n, self.front.n_mels), np.float32)
         have = min(end_frame, n)
@@ -405,6 +533,11 @@ class EmbeddingExtractor:
         self._speech = float(speech[0])
         w = max(1.0 - self._speech, SPEECH_WEIGHT_FLOOR)
         self._weight[slot] = w
+        if self.chroma is not None:  # the chroma frames complete by the patch's end
+            stop = self.chroma.frames_by(end_sample)
+            idx = np.arange(self._chroma_done, stop) % len(self._chroma_frames)
+            self._chroma[slot] = self._chroma_frames[idx].sum(axis=0)
+            self._chroma_done = stop
         self._n_patches += 1
         d = self._rel_decay
         self._rel_state = d * self._rel_state + (1.0 - d) * emb[0]
@@ -431,6 +564,9 @@ class EmbeddingExtractor:
             elif p == "short_rel":  # relative to the bias-corrected running mean
                 ref = self._rel_state / (1.0 - self._rel_decay ** self._n_patches)
                 parts.append(short.mean(axis=0) - ref)
+            elif p == "tonal":
+                w = self._recent(self._weight, self._n_ctx)
+                parts.append(tonal_features((w[:, None] * self._recent(self._chroma, self._n_ctx)).sum(axis=0)))
             elif p == "ctx_mean_sw":
                 w = self._recent(self._weight, self._n_ctx)
                 parts.append((w[:, None] * ctx).sum(axis=0) / w.sum())  # (not BLAS: bit-reproducible)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 PRECOMPUTED = Path(__file__).resolve().parent / "data" / "filterbanks.npz"
-#: Every precomputed set: the hand-made extractor's (22.05 kHz) and the embedding
-#: front end's (16 kHz, see :mod:`realtime.embedding`).
-PRECOMPUTED_SETS = (PRECOMPUTED, PRECOMPUTED.with_name("filterbanks_16k.npz"))
+#: Every precomputed set: the hand-made extractor's (22.05 kHz), the embedding
+#: front end's (16 kHz) and the chroma front end's (16 kHz, 4096-point; see :mod:`realtime.embedding`).
+PRECOMPUTED_SETS = (PRECOMPUTED, PRECOMPUTED.with_name("filterbanks_16k.npz"),
+                    PRECOMPUTED.with_name("filterbanks_16k_chroma.npz"))
 _KEYS = ("sample_rate", "n_fft", "n_mels", "fmin")
 
 
@@ -64,3 +65,7 @@ if __name__ == "__main__":
     from realtime.embedding import FRONT_END
 
     print(write(PRECOMPUTED_SETS[1], fmin=0.0, **{k: FRONT_END[k] for k in ("sample_rate", "n_fft", "n_mels")}))
+    from realtime.embedding import CHROMA_FRONT_END, CHROMA_N_MELS
+
+    print(write(PRECOMPUTED_SETS[2], fmin=0.0, n_mels=CHROMA_N_MELS,
+                **{k: CHROMA_FRONT_END[k] for k in ("sample_rate", "n_fft")}))

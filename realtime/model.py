@@ -157,7 +157,9 @@ class MoodModel:
     def n_inputs(self) -> int:
         """Width of the feature rows the graph takes."""
         if self.uses_embedding:
-            return self.network.n_embedding * len(self._embedding_opts["pools"])
+            from realtime.embedding import pool_width
+
+            return sum(pool_width(p, self.network.n_embedding) for p in self._embedding_opts["pools"])
         return len(FEATURE_NAMES)
 
     def _check_io(self) -> None:

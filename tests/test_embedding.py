@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.embedding import (EMBEDDING_VERSION, EmbeddingExtractor, EmbeddingNetwork, LogMelFrontEnd,
-                                extract, one_pole, patch_stack, round_to_float16)
+from realtime.embedding import (EMBEDDING_VERSION, TONAL_WIDTH, ChromaFrontEnd, EmbeddingExtractor,
+                                EmbeddingNetwork, LogMelFrontEnd, extract, one_pole, patch_stack,
+                                round_to_float16, tonal_features)
 from realtime.errors import MoodtrackError
 from realtime.model import MoodModel, default_model_path
 
@@ -117,7 +118,7 @@ def test_patch_stack_pads_the_start_with_silence():
 
 def test_stream_equals_whole_file_with_odd_blocks(network):
     y = _music(9.0, seed=1)
-    pools = ("ctx_mean", "short_rel", "ctx_mean_sw", "short_rel_sw")
+    pools = ("ctx_mean", "short_rel", "ctx_mean_sw", "short_rel_sw", "tonal")
     t, X, level, speech, tags = extract(y, network, pools=pools)
     ex = EmbeddingExtractor(network, pools=pools)
     ups, i, sizes = [], 0, [1, 65, 512, 8193, 3, 40000]
@@ -257,3 +258,65 @@ def test_shipped_model_gives_speech_instruments_and_genres(network):
             "latin", "r&b/soul", "ambient"} <= set(gnames)
     assert ((scores >= 0) & (scores <= 1)).all()
     assert gscores.shape == (len(ups), len(gnames)) and ((gscores >= 0) & (gscores <= 1)).all()
+
+
+# ------------------------------------------------------------------------- the tonal pool
+def _chords(names: list[list[int]], seconds_each: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Piano-like chords (MIDI note numbers), harmonics decaying, each held ``seconds_each``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds_each * SR)
+    t = np.arange(n) / SR
+    out = []
+    for notes in names:
+        y = np.zeros(n)
+        for m in notes:
+            f0 = 440.0 * 2 ** ((m - 69) / 12)
+            for h in range(1, 5):
+                y += np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) * np.exp(-1.5 * t) / h ** 1.5
+        out.append(y)
+    return (0.05 * np.concatenate(out)).astype(np.float32)
+
+
+MAJOR = [[60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67, 72]]  # C, F, G, C: C major
+MINOR = [[57, 60, 64], [62, 65, 69], [64, 68, 71], [57, 60, 64, 69]]  # Am, Dm, E, Am: A minor
+
+
+def _tonal(y: np.ndarray) -> np.ndarray:
+    return tonal_features(ChromaFrontEnd().process(y).sum(axis=0))
+
+
+def test_chroma_front_end_matches_librosa_chroma_stft():
+    import librosa
+
+    y = _chords(MAJOR)
+    ours = ChromaFrontEnd().process(y)
+    ref = librosa.feature.chroma_stft(y=y, sr=SR, n_fft=4096, hop_length=1024, center=False, tuning=0.0).T
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_tonal_features_tell_major_from_minor_and_find_the_tonic():
+    major, minor = _tonal(_chords(MAJOR)), _tonal(_chords(MINOR))
+    assert major.shape == (TONAL_WIDTH,)
+    assert major[2] > 0.1 and minor[2] < -0.1  # best major minus best minor key correlation
+    # Rotated to the tonic: C major's third (E, 4 semitones up) outweighs the minor third;
+    # A minor's minor third (C) outweighs the major third (C#).
+    assert major[4 + 4] > major[4 + 3] and minor[4 + 3] > minor[4 + 4]
+    # The same music transposed gives the same values (rotated to its tonic).
+    up = _tonal(_chords([[m + 5 for m in c] for c in MAJOR]))
+    np.testing.assert_allclose(up[:4], major[:4], atol=0.05)
+
+
+def test_tonal_features_ignore_level_and_give_zeros_for_silence():
+    y = _chords(MINOR)
+    np.testing.assert_allclose(_tonal(0.01 * y), _tonal(y), atol=1e-6)
+    np.testing.assert_array_equal(_tonal(np.zeros(SR * 3, np.float32)), np.zeros(TONAL_WIDTH))
+
+
+def test_the_tonal_pool_follows_the_music_causally(network):
+    y = np.concatenate([_chords(MAJOR * 3), _chords(MINOR * 3)])  # 24 s major, then 24 s minor
+    t, X, *_ = extract(y, network, pools=("tonal",), context_s=10.0)
+    assert X.shape[1] == TONAL_WIDTH
+    mode = X[:, 2]
+    assert (mode[(t > 12) & (t <= 24)] > 0).all()  # only major heard so far
+    assert (mode[t > 36] < 0).all()  # the context holds only the minor part

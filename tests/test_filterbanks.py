@@ -2,16 +2,30 @@
 
 import librosa
 import numpy as np
+import pytest
 
 from realtime import filterbanks
 from realtime.features import FeatureExtractor, spectral_shape
 from tests.conftest import SR, tone_mix
 
 
-def test_precomputed_filterbanks_equal_librosa():
+def _shipped_params():
+    from realtime.embedding import CHROMA_FRONT_END, CHROMA_N_MELS, FRONT_END
+
     ex = FeatureExtractor.__init__.__kwdefaults__
-    params = dict(sample_rate=ex["sample_rate"], n_fft=ex["n_fft"], n_mels=ex["n_mels"], fmin=30.0)
-    assert filterbanks.PRECOMPUTED.is_file(), "run: python -m realtime.filterbanks"
+    return [dict(sample_rate=ex["sample_rate"], n_fft=ex["n_fft"], n_mels=ex["n_mels"], fmin=30.0),
+            dict(sample_rate=FRONT_END["sample_rate"], n_fft=FRONT_END["n_fft"], n_mels=FRONT_END["n_mels"], fmin=0.0),
+            dict(sample_rate=CHROMA_FRONT_END["sample_rate"], n_fft=CHROMA_FRONT_END["n_fft"], n_mels=CHROMA_N_MELS,
+                 fmin=0.0)]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_precomputed_filterbanks_equal_librosa(which):
+    params = _shipped_params()[which]
+    path = filterbanks.PRECOMPUTED_SETS[which]
+    assert path.is_file(), "run: python -m realtime.filterbanks"
+    with np.load(path) as data:  # the set made for exactly these parameters
+        assert data["params"].tolist() == [float(params[k]) for k in ("sample_rate", "n_fft", "n_mels", "fmin")]
     shipped = filterbanks.load(**params)
     fresh = filterbanks.compute(**params)
     assert shipped.keys() == fresh.keys()

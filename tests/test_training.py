@@ -11,7 +11,8 @@ from realtime.features import extract
 from realtime.model import MoodModel
 from tests.conftest import tone_mix
 from tools.datasets import Clip, curve_targets, listener_mean, measure_of, q4_targets
-from tools.moodcore import ccc, design, fit_head, invariance_pairs, measure_curve, score_4q, score_vgmidi
+from tools.moodcore import (ccc, design, fit_head, invariance_pairs, measure_curve, score_4q, score_segments,
+                            score_vgmidi)
 
 
 def test_measure_of_maps_time_to_measures():
@@ -50,6 +51,20 @@ def test_ccc_is_one_for_identical_and_lower_for_biased():
     x = np.linspace(-1, 1, 20)
     assert ccc(x, x) == pytest.approx(1.0)
     assert ccc(x, x + 0.5) < 0.9
+
+
+def test_score_segments_scores_excerpts_like_clips():
+    t = np.arange(1, 121) * 0.5  # a 60-s piece at 2 Hz: two 30-s excerpts
+    y = np.where(t[:, None] <= 30, [0.5, -0.5], [-0.5, 0.5])  # Q4, then Q2
+    y[t > 55] = np.nan  # the release tail has no target
+    clip = Clip("vgmidi", "p", "p", "fluidr3", t, np.zeros((t.size, 1)), y)
+    right = score_segments([clip], [np.where(t[:, None] <= 30, [0.2, -0.1], [-0.3, 0.4])])
+    assert right == {"vg_seg_n": 2, "vg_seg_macro_f1": pytest.approx(0.5),  # 2 of 4 quadrants present, both right
+                     "vg_seg_valence_sign_acc": 1.0, "vg_seg_arousal_sign_acc": 1.0}
+    wrong = score_segments([clip], [np.tile([0.2, 0.4], (t.size, 1))])  # Q1 throughout
+    assert wrong["vg_seg_valence_sign_acc"] == 0.5 and wrong["vg_seg_arousal_sign_acc"] == 0.5
+    short = Clip("vgmidi", "q", "q", "fluidr3", t[:30], np.zeros((30, 1)), y[:30])  # 15 s: no excerpt
+    assert score_segments([short], [np.zeros((30, 2))]) == {"vg_seg_n": 0}
 
 
 def _synthetic_clips():
@@ -148,7 +163,7 @@ def test_embedding_head_train_export_and_pipeline(tmp_path):
     network, loaded by the runtime, and run through the real pipeline with speech and tags."""
     import shutil
 
-    from realtime.embedding import EmbeddingNetwork, extract as extract_emb
+    from realtime.embedding import TONAL_WIDTH, EmbeddingNetwork, extract as extract_emb
     from realtime.pipeline import Pipeline
     from tools.embdata import EXTRACT_OPTIONS, select_pools
     from tools.train import train_export
@@ -163,15 +178,15 @@ def test_embedding_head_train_export_and_pipeline(tmp_path):
         sv = 1 if quad in ("Q1", "Q4") else -1
         sa = 1 if quad in ("Q1", "Q2") else -1
         clips.append(Clip("4q", f"artist{k}", f"song{k}", "orig", t,
-                          select_pools(X, ("ctx_mean", "short_rel"), net.n_embedding),
+                          select_pools(X, ("ctx_mean", "short_rel", "tonal"), net.n_embedding),
                           np.tile([0.4 * sv, 0.4 * sa], (len(t), 1)),
                           {"quadrant": quad, "v_tag": 0.4 * sv, "a_tag": 0.4 * sa}))
-    config = {"features": "emb", "pools": "ctx_mean,short_rel", "model": "ridge30", "q4_target": "tags",
+    config = {"features": "emb", "pools": "ctx_mean,short_rel,tonal", "model": "ridge30", "q4_target": "tags",
               "share_4q": 1.0, "stride": 1, "span_s": 2.0, "soundfonts": "", "q4_variants": "orig", "seed": 0}
     model, path = train_export(clips, config, tmp_path / "m.onnx", name="tiny-emb", version="t",
                                embedding=tmp_path / "embedding.onnx")
     m = MoodModel(path)
-    assert m.uses_embedding and m.info.name == "tiny-emb" and m.n_inputs() == 2 * net.n_embedding
+    assert m.uses_embedding and m.info.name == "tiny-emb" and m.n_inputs() == 2 * net.n_embedding + TONAL_WIDTH
     X = np.vstack([c.X for c in clips])
     np.testing.assert_allclose(m.predict(X), model.predict(X), atol=1e-4)
     got = []

@@ -29,7 +29,10 @@ from tools import augment, voices
 from tools.corpus import SR, load_16k
 from tools.datasets import UPDATE_HZ, Clip, curve_targets, load_4q_labels, load_vgmidi_annotations, q4_targets
 
-EXTRACT_OPTIONS = dict(update_hz=UPDATE_HZ, pools=("ctx_mean", "ctx_std", "short_mean", "short_rel", "ctx_mean_sw", "short_rel_sw"))
+EXTRACT_OPTIONS = dict(update_hz=UPDATE_HZ, pools=("ctx_mean", "ctx_std", "short_mean", "short_rel", "ctx_mean_sw",
+                                                  "short_rel_sw", "tonal"))
+#: Names the cache folder after the pools it holds, so that a cache of other pools is not read.
+_POOLS_TAG = hashlib.sha1(",".join(EXTRACT_OPTIONS["pools"]).encode()).hexdigest()[:6]
 
 TRANSFORMS = {
     "gain-24": lambda y, rng, bank: augment.gain(y, rng, SR, db=-24.0),
@@ -95,7 +98,7 @@ def cached(cache: Path, network, dataset: str, variant: str, key: str, load_audi
     from realtime.embedding import extract
 
     h = hashlib.sha1(key.encode()).hexdigest()[:12]
-    f = Path(cache) / "features" / f"emb-{network.sha}" / f"{dataset}_{variant}" / f"{h}.npz"
+    f = Path(cache) / "features" / f"emb-{network.sha}-{_POOLS_TAG}" / f"{dataset}_{variant}" / f"{h}.npz"
     if f.is_file():
         z = np.load(f)
         return z["t"], z["X"], z["level"], z["speech"], z["tags"]
@@ -109,8 +112,12 @@ def cached(cache: Path, network, dataset: str, variant: str, key: str, load_audi
 
 
 def select_pools(X: np.ndarray, pools, n_embedding: int) -> np.ndarray:
-    order = EXTRACT_OPTIONS["pools"]
-    return np.hstack([X[:, order.index(p) * n_embedding:(order.index(p) + 1) * n_embedding] for p in pools])
+    """The columns of ``pools`` (in that order) from rows holding every pool of EXTRACT_OPTIONS."""
+    from realtime.embedding import pool_width
+
+    widths = [pool_width(p, n_embedding) for p in EXTRACT_OPTIONS["pools"]]
+    starts = dict(zip(EXTRACT_OPTIONS["pools"], np.cumsum([0, *widths[:-1]])))
+    return np.hstack([X[:, starts[p]:starts[p] + pool_width(p, n_embedding)] for p in pools])
 
 
 def load_4q_emb(data, cache, network, *, variants=("orig",), target_mode="blend", groups=None, verbose=True):

@@ -359,7 +359,33 @@ def score_vgmidi(clips: list[Clip], preds: list[np.ndarray]) -> dict:
         res[f"vg_{tag}_piece_ccc"] = float(np.nanmean(cs)) if np.isfinite(cs).any() else float("nan")
         res[f"vg_{tag}_pooled_r"] = pearson(np.concatenate(pp), np.concatenate(tt)) if pp else float("nan")
         res[f"vg_{tag}_n_pieces_scored"] = int(np.isfinite(rs).sum())
+    res.update(score_segments(clips, preds))
     return res
+
+
+def score_segments(clips: list[Clip], preds: list[np.ndarray], *, seconds: float = 30.0) -> dict:
+    """Pieces cut into ``seconds``-long excerpts, scored like 4Q clips: the mean of the
+    tracker outputs in an excerpt -> quadrant, against the quadrant of the listeners' mean
+    curve over it (excerpts with targets for at least two thirds of their length). A
+    stand-in for piano music from elsewhere, labelled per excerpt."""
+    from sklearn.metrics import f1_score
+
+    pv, tv = [], []
+    for c, p in zip(clips, preds):
+        for start in np.arange(0.0, c.t.max(initial=0.0), seconds):
+            m = (c.t > start) & (c.t <= start + seconds) & np.isfinite(c.y).all(axis=1)
+            if m.sum() * (c.t[1] - c.t[0] if c.t.size > 1 else 1.0) < seconds * 2 / 3:
+                continue
+            pv.append(p[m].mean(axis=0))
+            tv.append(c.y[m].mean(axis=0))
+    if not pv:
+        return {"vg_seg_n": 0}
+    pv, tv = np.array(pv), np.array(tv)
+    qp, qt = quadrant_from_signs(pv[:, 0], pv[:, 1]), quadrant_from_signs(tv[:, 0], tv[:, 1])
+    return {"vg_seg_n": len(pv),
+            "vg_seg_macro_f1": float(f1_score(qt, qp, average="macro", labels=[1, 2, 3, 4])),
+            "vg_seg_valence_sign_acc": float(np.mean((pv[:, 0] >= 0) == (tv[:, 0] >= 0))),
+            "vg_seg_arousal_sign_acc": float(np.mean((pv[:, 1] >= 0) == (tv[:, 1] >= 0)))}
 
 
 @dataclass
