@@ -7,6 +7,7 @@ embedding network's hash. Variants are signal chains (``tools/augment.py``):
 
 - ``orig``: the clip as it is; ``augN``: a random chain (seeded by clip and N); ``dlgN``:
   dialogue (training lines and voices) 0-10 dB over the music, then a random chain;
+  ``revN``: a random generated room (RT60 0.2-1.5 s, 20-60 % wet);
 - named transformations for the invariance figures: ``gain-24``, ``gain-30``,
   ``gain+6``, ``mp3_32``, ``aac_64``, ``opus_32``, ``pink20``, ``babble20``, ``tel``,
   ``reverb``, ``resample48``, ``dialogue6`` (lines and voices kept out of training),
@@ -75,6 +76,8 @@ def transformed(y: np.ndarray, variant: str, key: str, cache: Path) -> np.ndarra
         return augment.random_chain(y, rng, SR, _bank(cache, "train"))[0]
     if variant == "over4q":  # an instrument arrangement over a real 4Q clip, 0-8 dB above it
         return _over_music(y, key, rng)
+    if variant.startswith("rev"):  # a generated room (RT60 0.2-1.5 s, 20-60 % wet), an invariance pair only
+        return augment.reverb(y, rng, SR)
     if variant.startswith("dlg"):  # training lines and voices 0-10 dB over the music, then a random chain
         y = augment.overlay_dialogue(y, rng, SR, _bank(cache, "train"))[0]
         return augment.random_chain(y, rng, SR, _bank(cache, "train"), p_dialogue=0.0)[0]

@@ -15,10 +15,10 @@ from tools.datasets import QUADRANT_SIGNS, Clip, measure_of
 #: Default configuration (the one chosen by cross-validation; see models/MODEL.md).
 DEFAULT_CONFIG = {
     "features": "emb",  # "emb" (the embedding network's pools), "hand" (mt-feat-4) or "both"
-    "pools": "ctx_mean_sw,short_rel_sw",
+    "pools": "ctx_mean_sw,short_rel_sw,tonal",
     "model": "quad0.001",  # quadrant classifier (C 0.001); "ridge<alpha>" etc. regress (v, a)
     "q4_target": "blend",
-    "share_4q": 0.85,  # share of the total sample weight given to 4Q (rest: VGMIDI)
+    "share_4q": 0.7,  # share of the total sample weight given to 4Q (rest: VGMIDI)
     "stride": 4,  # train on every stride-th window (2 Hz updates -> 2 s apart)
     "span_s": 2.0,  # VGMIDI target averaged over the last span_s seconds
     "soundfonts": "fluidr3,musescore,timgm",
@@ -28,7 +28,7 @@ DEFAULT_CONFIG = {
     # first of ``soundfonts`` clean); the head is penalised for any output change along
     # them (0: no penalty). Ridge: ``inv_weight`` times the weight of the fit; quadrant
     # head: ``inv_weight`` times the weight of its L2 penalty (see QuadrantHead).
-    "inv_pairs": "aug1,aug2,dlg1",
+    "inv_pairs": "aug1,aug2,dlg1,rev1",
     "inv_weight": 10.0,
     "seed": 0,
 }
@@ -383,7 +383,7 @@ def score_segments(clips: list[Clip], preds: list[np.ndarray], *, seconds: float
     pv, tv = np.array(pv), np.array(tv)
     qp, qt = quadrant_from_signs(pv[:, 0], pv[:, 1]), quadrant_from_signs(tv[:, 0], tv[:, 1])
     return {"vg_seg_n": len(pv),
-            "vg_seg_macro_f1": float(f1_score(qt, qp, average="macro", labels=[1, 2, 3, 4])),
+            "vg_seg_macro_f1": float(f1_score(qt, qp, average="macro", labels=[1, 2, 3, 4], zero_division=0)),
             "vg_seg_valence_sign_acc": float(np.mean((pv[:, 0] >= 0) == (tv[:, 0] >= 0))),
             "vg_seg_arousal_sign_acc": float(np.mean((pv[:, 1] >= 0) == (tv[:, 1] >= 0)))}
 
