@@ -53,14 +53,15 @@ NAME_PRIOR: dict[str, tuple[str, ...]] = {
 }
 NAME_BONUS = 0.5
 #: The bundled demo's excerpts: (mood, track, start s). Found by running the shipped model
-#: over every track (``moodtrack analyze``, 38-s windows) and keeping, for each mood, a
-#: window whose mean valence and arousal both lie in that mood's quadrant and whose track
-#: title fits; the ear-proxy picker (``--auto``) chose excerpts the model read as calm.
+#: (v3.5) over every track (``moodtrack analyze``, 38-s windows, the last 30 s of each scored)
+#: and keeping, for each mood, a window whose mean valence and arousal both lie in that
+#: mood's quadrant and whose track title fits; the ear-proxy picker (``--auto``) chose
+#: excerpts the model read as calm.
 CHOSEN: tuple[tuple[str, str, float], ...] = (
-    ("calm", "Advanced Simulacra", 5.0),
-    ("tense", "Enemy Unknown", 42.0),
-    ("melancholic", "Deprecation", 1.5),
-    ("uplifting", "A New Journey", 253.5),
+    ("calm", "Orbital Elevator", 26.0),
+    ("tense", "Enemy Unknown", 126.5),
+    ("melancholic", "Deprecation", 51.5),
+    ("uplifting", "A New Journey", 2.0),
 )
 #: Score weights (demo order) on z-scored proxies: loudness, onset rate, brightness, mode.
 #: Arousal follows loudness and onset rate; valence follows mode and brightness.
@@ -267,7 +268,8 @@ Singularity soundtrack), CC BY-SA 3.0".
 
 Excerpts were chosen by track title and by where the shipped mood model's 38-s mean valence
 and arousal fall in the intended quadrant (see `CHOSEN` in `tools/make_demo.py`); rebuild with
-`python tools/make_demo.py`.
+`python tools/make_demo.py`, and `python tools/make_demo.py --check` prints how the shipped model
+reads each excerpt in the demo.
 """)
 
 

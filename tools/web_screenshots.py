@@ -25,7 +25,7 @@ from tools.bench import DEMO, free_port  # noqa: E402
 from tools.browser import launch, served_url  # noqa: E402
 
 #: The demo's excerpts: (name, start s, end s), from DEMO_SOURCE.md.
-EXCERPTS = [("Advanced Simulacra", 0, 37), ("Enemy Unknown", 37, 73),
+EXCERPTS = [("Orbital Elevator", 0, 37), ("Enemy Unknown", 37, 73),
             ("Deprecation", 73, 109), ("A New Journey", 109, 146)]
 
 
