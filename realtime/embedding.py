@@ -152,6 +152,9 @@ class PowerFrames:
 
 #: Chroma front end of the ``tonal`` pool: 16 kHz, 4096-sample frames (0.26 s) every 1024.
 CHROMA_FRONT_END = dict(sample_rate=16000, n_fft=4096, hop_length=1024)
+#: The precomputed filterbank set that carries the chroma front end's matrices is keyed by
+#: this mel band count (its mel part is unused).
+CHROMA_N_MELS = 96
 
 
 class ChromaFrontEnd:
@@ -191,10 +194,6 @@ class ChromaFrontEnd:
         peak = c.max(axis=1, keepdims=True)
         return np.divide(c, peak, out=np.zeros_like(c), where=peak > 0)
 
-
-#: The precomputed filterbank set that carries the chroma front end's matrices (its mel
-#: part is unused).
-CHROMA_N_MELS = 96
 
 # Krumhansl-Kessler key profiles (C major, C minor), the reference for the ``tonal`` pool.
 _KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
