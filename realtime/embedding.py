@@ -31,6 +31,7 @@ import scipy.fft
 
 from realtime import filterbanks
 from realtime.errors import MoodtrackError
+from realtime.features import key_correlations
 from realtime.onnxrun import open_session
 from realtime.ringbuffer import RingBuffer
 
@@ -88,6 +89,10 @@ class LogMelFrontEnd:
         """Frames returned so far."""
         return self._stft.n_frames
 
+    def frames_by(self, end_sample: int) -> int:
+        """How many frames are complete once ``end_sample`` samples have been seen."""
+        return self._stft.frames_by(end_sample)
+
     def process(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mels, powers = [], []
         for first, stop, frames, pspec in self._stft.process(block):
@@ -135,13 +140,16 @@ class PowerFrames:
         self._ring = RingBuffer(self.n_fft + self.chunk)
         self.n_frames = 0
 
+    def frames_by(self, end_sample: int) -> int:
+        """How many frames are complete once ``end_sample`` samples have been seen."""
+        return 0 if end_sample < self.n_fft else (end_sample - self.n_fft) // self.hop_length + 1
+
     def process(self, block: np.ndarray):
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         hop, n_fft = self.hop_length, self.n_fft
         for start in range(0, block.size, self.chunk):
             self._ring.write(block[start:start + self.chunk])
-            total = self._ring.total
-            ready = 0 if total < n_fft else (total - n_fft) // hop + 1
+            ready = self.frames_by(self._ring.total)
             if ready > self.n_frames:
                 first, self.n_frames = self.n_frames, ready
                 span = self._ring.read(first * hop, (ready - first - 1) * hop + n_fft)
@@ -181,8 +189,7 @@ class ChromaFrontEnd:
         return self._stft.n_frames
 
     def frames_by(self, end_sample: int) -> int:
-        """How many frames are complete once ``end_sample`` samples have been seen."""
-        return 0 if end_sample < self.n_fft else (end_sample - self.n_fft) // self.hop_length + 1
+        return self._stft.frames_by(end_sample)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         # einsum's own loop, not BLAS: the same bits whatever the number of frames at once
@@ -195,20 +202,6 @@ class ChromaFrontEnd:
         return np.divide(c, peak, out=np.zeros_like(c), where=peak > 0)
 
 
-# Krumhansl-Kessler key profiles (C major, C minor), the reference for the ``tonal`` pool.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def _centred_unit(v: np.ndarray) -> np.ndarray:
-    v = v - v.mean(axis=-1, keepdims=True)
-    n = np.sqrt((v * v).sum(axis=-1, keepdims=True))
-    return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
-
-
-#: The 24 key profiles (12 major keys from C, then 12 minor), centred and of unit norm.
-KEY_PROFILES = _centred_unit(np.array([np.roll(_KK_MAJOR, k) for k in range(12)]
-                                      + [np.roll(_KK_MINOR, k) for k in range(12)]))
 #: Width of the ``tonal`` pool.
 TONAL_WIDTH = 16
 
@@ -228,7 +221,7 @@ def tonal_features(chroma: np.ndarray) -> np.ndarray:
     if not total > 0:
         return np.zeros(TONAL_WIDTH)
     c = c / total
-    r = KEY_PROFILES @ _centred_unit(c)
+    r = key_correlations(c)  # Krumhansl-Kessler profiles, shared with the hand-made extractor
     best = int(np.argmax(r))
     entropy = -(c * np.log(np.maximum(c, 1e-12))).sum() / np.log(12.0)
     r_major, r_minor = r[:12].max(), r[12:].max()
@@ -471,10 +464,12 @@ class EmbeddingExtractor:
         self._relw_norm = 0.0  # ... and its running weight
         if self.chroma is not None:
             self.chroma.reset()
-            cap = self.front._chunk // self.chroma.hop_length + int(self.patch_hop_s * self.sample_rate) // self.chroma.hop_length + 4
+            hop = self.chroma.hop_length
+            cap = self.front._chunk // hop + int(self.patch_hop_s * self.sample_rate) // hop + 4
             self._chroma_frames = np.zeros((cap, 12))  # ring of chroma frames not yet in a patch
             self._chroma_done = 0  # chroma frames already summed into a patch
             self._chroma = np.zeros((self._n_ctx, 12))  # ring of the patches' summed chroma
+            self._tonal = np.zeros(TONAL_WIDTH)  # the tonal pool as of the newest patch
 
     def process(self, block: np.ndarray) -> list[EmbeddingUpdate]:
         """Consume a mono block (any length) and return the updates it completes, in order."""
@@ -486,9 +481,6 @@ class EmbeddingExtractor:
         return out
 
     # ---------------------------------------------------------------- internals
-    def _frames_by(self, end_sample: int) -> int:
-        f = self.front
-        return 0 if end_sample < f.n_fft else (end_sample - f.n_fft) // f.hop_length + 1
 
     def _consume(self, chunk: np.ndarray, out: list[EmbeddingUpdate]) -> None:
         first = self.front.n_frames
@@ -517,7 +509,7 @@ class EmbeddingExtractor:
         self._total = total
 
     def _patch(self, end_sample: int) -> None:
-        end_frame = self._frames_by(end_sample)
+        end_frame = self.front.frames_by(end_sample)
         n = self.patch_frames
         patch = np.zeros((1, n, self.front.n_mels), np.float32)
         have = min(end_frame, n)
@@ -538,6 +530,9 @@ class EmbeddingExtractor:
             self._chroma[slot] = self._chroma_frames[idx].sum(axis=0)
             self._chroma_done = stop
         self._n_patches += 1
+        if self.chroma is not None:  # changes only with a patch: computed here, not per update
+            ws = self._recent(self._weight, self._n_ctx)
+            self._tonal = tonal_features((ws[:, None] * self._recent(self._chroma, self._n_ctx)).sum(axis=0))
         d = self._rel_decay
         self._rel_state = d * self._rel_state + (1.0 - d) * emb[0]
         self._relw_state = d * self._relw_state + (1.0 - d) * w * emb[0]
@@ -564,15 +559,14 @@ class EmbeddingExtractor:
                 ref = self._rel_state / (1.0 - self._rel_decay ** self._n_patches)
                 parts.append(short.mean(axis=0) - ref)
             elif p == "tonal":
-                w = self._recent(self._weight, self._n_ctx)
-                parts.append(tonal_features((w[:, None] * self._recent(self._chroma, self._n_ctx)).sum(axis=0)))
+                parts.append(self._tonal)
             elif p == "ctx_mean_sw":
                 w = self._recent(self._weight, self._n_ctx)
                 parts.append((w[:, None] * ctx).sum(axis=0) / w.sum())  # (not BLAS: bit-reproducible)
             else:  # short_rel_sw: weighted short mean relative to the weighted running mean
                 w = self._recent(self._weight, self._n_short)
                 parts.append((w[:, None] * short).sum(axis=0) / w.sum() - self._relw_state / self._relw_norm)
-        n_avail = self._frames_by(end)
+        n_avail = self.front.frames_by(end)
         n_level = min(self._n_level, n_avail)
         lidx = np.arange(n_avail - n_level, n_avail) % self._frame_cap
         level = float(self._power[lidx].mean()) if n_level else 0.0

@@ -374,8 +374,8 @@ class FeatureExtractor:
         short = f[-self._n_short:]
         chroma = self._frame_chroma[idx].astype(np.float64)
 
-        key_r = _key_corr(chroma.mean(axis=0))
-        key_short = _key_corr(chroma[-self._n_short:].mean(axis=0))
+        key_r = key_correlations(chroma.mean(axis=0))
+        key_short = key_correlations(chroma[-self._n_short:].mean(axis=0))
         best_major, best_minor = key_r[:12].max(), key_r[12:].max()
         mode_short = key_short[:12].max() - key_short[12:].max()
         chroma_flux = float(self._chroma_delta[idx].mean())
@@ -493,8 +493,9 @@ def _contrast_bands(freqs: np.ndarray, *, fmin: float = 200.0, n_bands: int = 6,
     return bands
 
 
-def _key_corr(chroma_mean: np.ndarray) -> np.ndarray:
-    """Pearson correlation of a mean chroma vector with the 24 key profiles."""
+def key_correlations(chroma_mean: np.ndarray) -> np.ndarray:
+    """Pearson correlation of a mean chroma vector with the 24 key profiles (12 major keys
+    from C, then 12 minor); zeros for a flat chroma."""
     c = chroma_mean - chroma_mean.mean()
     sd = c.std()
     if sd < 1e-9:
