@@ -134,6 +134,19 @@ def test_invariance_penalty_is_plain_ridge_at_zero_and_removes_the_nuisance():
     assert np.corrcoef(strong.predict(X)[:, 0], Y[:, 0])[0, 1] > 0.9
 
 
+def test_pair_variants_weigh_their_clips():
+    from tools.moodcore import pair_variants
+
+    assert pair_variants("aug1, rev1*3,,dlg1*0.5") == {"aug1": 1.0, "rev1": 3.0, "dlg1": 0.5}
+    clips = _paired_clips()
+    for c in clips[3::4]:  # every other pair clip becomes "aug2"
+        c.variant = "aug2"
+    D, u = invariance_pairs(clips, pair_variants("aug1,aug2*3"))
+    D1, u1 = invariance_pairs(clips, ["aug1", "aug2"])
+    np.testing.assert_array_equal(D, D1)
+    assert u.sum() == pytest.approx(15 + 3 * 15) and u1.sum() == pytest.approx(30)
+
+
 def test_train_export_and_runtime_load(tmp_path):
     from tools.train import train_export
 
@@ -260,3 +273,27 @@ def test_quadrant_head_exports_and_runs_in_the_runtime(tmp_path):
     # The four synthetic 4Q clips are told apart by their level, and read as their quadrants.
     quads = [int(np.argmax(model.predict_proba(c.X).mean(axis=0))) + 1 for c in clips[:4]]
     assert quads == [int(c.meta["quadrant"][1]) for c in clips[:4]]
+
+
+def test_quadrant_head_with_a_network_blends_and_exports(tmp_path):
+    from tools.moodcore import QUADRANT_SIGN_MATRIX, QuadrantHead
+    from tools.train import train_export
+
+    clips = _synthetic_clips()
+    config = {"model": "quad0.01", "q4_target": "blend", "share_4q": 0.8, "stride": 1, "span_s": 2.0,
+              "soundfonts": "fluidr3", "q4_variants": "orig", "seed": 0, "inv_pairs": "", "inv_weight": 0.0,
+              "mlp_hidden": 8, "mlp_alpha": 1.0, "mlp_blend": 0.5}
+    model, path = train_export(clips, config, tmp_path / "q.onnx", name="tiny-quad-mlp", version="t")
+    X = np.vstack([c.X for c in clips])
+    linear = QuadrantHead(0.01)
+    linear.__dict__.update({k: v for k, v in model.__dict__.items() if k not in ("net_", "blend", "hidden")})
+    linear.net_ = None
+    p_lin = linear.predict_proba(X)
+    (W1, b1), (W2, b2) = model.net_
+    z = np.maximum(((X - model.mean_) / model.scale_) @ W1 + b1, 0) @ W2 + b2
+    p_net = np.exp(z - z.max(axis=1, keepdims=True))
+    p_net /= p_net.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(X), 0.5 * p_lin + 0.5 * p_net, atol=1e-9)
+    assert np.abs(p_lin - p_net).max() > 1e-3  # two different models were blended
+    np.testing.assert_allclose(model.predict(X), model.predict_proba(X) @ QUADRANT_SIGN_MATRIX, atol=1e-12)
+    np.testing.assert_allclose(MoodModel(path).predict(X), model.predict(X), atol=1e-4)

@@ -223,9 +223,9 @@ def precompute(data, cache, embedding, *, jobs=2, q4_variants=("orig", "aug1", "
 
     df = load_4q_labels(data)
     tasks = []
-    from tools.moodcore import DEFAULT_CONFIG
+    from tools.moodcore import DEFAULT_CONFIG, pair_variants
 
-    pairs = [v for v in DEFAULT_CONFIG["inv_pairs"].split(",") if v and v not in soundfonts]
+    pairs = [v for v in pair_variants(DEFAULT_CONFIG["inv_pairs"]) if v not in soundfonts]
     variants = list(q4_variants) + [v for v in (*probes, *pairs) if v not in q4_variants]
     if invariance:
         from tools.evaluate import INVARIANCE_VARIANTS

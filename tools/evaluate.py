@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, group_folds, holdout_group, load_4q, load_vgmidi  # noqa: E402
-from tools.moodcore import (DEFAULT_CONFIG, fit_head, output_scale_from, quadrant_from_signs,  # noqa: E402
+from tools.moodcore import (DEFAULT_CONFIG, fit_head, output_scale_from, pair_variants, quadrant_from_signs,  # noqa: E402
                             runtime_outputs,
                             score_4q, score_vgmidi, summarize)
 
@@ -65,7 +65,7 @@ def load_all(data, cache, config, *, embedding=DEFAULT_EMBEDDING) -> list:
 
     net = EmbeddingNetwork(embedding)
     emb = load_4q_emb(data, cache, net, variants=_names(config["q4_variants"]), target_mode=config["q4_target"])
-    extra = [v for v in _names(config.get("inv_pairs", "")) if v not in _names(config["q4_variants"])
+    extra = [v for v in pair_variants(config.get("inv_pairs", "")) if v not in _names(config["q4_variants"])
              and v not in _names(config["soundfonts"])]
     if extra:  # chains used only as invariance pairs, never as training rows
         for c in load_4q_emb(data, cache, net, variants=extra, target_mode=config["q4_target"]):

@@ -25,11 +25,18 @@ DEFAULT_CONFIG = {
     "q4_variants": "orig,aug1,aug2",
     # Invariance pairs: each listed variant's windows minus the clean clip's at the same
     # update times (4Q: chains of the clip, "orig" clean; VGMIDI: other soundfonts, the
-    # first of ``soundfonts`` clean); the head is penalised for any output change along
-    # them (0: no penalty). Ridge: ``inv_weight`` times the weight of the fit; quadrant
-    # head: ``inv_weight`` times the weight of its L2 penalty (see QuadrantHead).
+    # first of ``soundfonts`` clean; "rev1*3": rev1's clips weigh 3 times the others'); the
+    # head is penalised for any output change along them (0: no penalty). Ridge:
+    # ``inv_weight`` times the weight of the fit; quadrant head: ``inv_weight`` times the
+    # weight of its L2 penalty (see QuadrantHead).
     "inv_pairs": "aug1,aug2,dlg1,rev1",
     "inv_weight": 10.0,
+    # Quadrant head only: a small network (one hidden layer of ``mlp_hidden`` ReLU units, L2
+    # ``mlp_alpha``) beside the linear classifier, their quadrant probabilities blended with
+    # weight ``mlp_blend`` on the network (0 hidden units: the linear classifier alone).
+    "mlp_hidden": 0,
+    "mlp_alpha": 10.0,
+    "mlp_blend": 0.5,
     "seed": 0,
 }
 
@@ -70,22 +77,34 @@ def design(clips: list[Clip], *, stride: int = 1, share_4q: float = 0.5, signs: 
     return X, Y, w
 
 
+def pair_variants(spec: str) -> dict[str, float]:
+    """``"aug1,rev1*3"`` -> ``{"aug1": 1.0, "rev1": 3.0}``: invariance pair variants and the
+    weight of each one's clips relative to the others'."""
+    out = {}
+    for item in (v.strip() for v in spec.split(",")):
+        if item:
+            name, _, factor = item.partition("*")
+            out[name] = float(factor) if factor else 1.0
+    return out
+
+
 def invariance_pairs(clips: list[Clip], variants, *, clean_vgmidi: str = "fluidr3", stride: int = 1):
     """(D, u): rows ``X_variant - X_clean`` of the same clip at the same update times, for
-    every clip in one of ``variants``, and their weights (each pair clip weighs the same)."""
-    variants = set(variants)
+    every clip in one of ``variants``, and their weights (each pair clip weighs the same,
+    times its variant's factor where ``variants`` is a mapping name -> factor)."""
+    factors = dict(variants) if isinstance(variants, dict) else {v: 1.0 for v in variants}
     clean = {(c.source, c.key): c for c in clips
              if c.variant == ("orig" if c.source == "4q" else clean_vgmidi)}
     ds, us = [], []
     for c in clips:
-        if c.variant not in variants or (c.source, c.key) not in clean:
+        if c.variant not in factors or (c.source, c.key) not in clean:
             continue
         ref = clean[(c.source, c.key)]
         _, i, j = np.intersect1d(np.round(c.t, 3), np.round(ref.t, 3), return_indices=True)
         i, j = i[::stride], j[::stride]
         if i.size:
             ds.append(c.X[i] - ref.X[j])
-            us.append(np.full(i.size, 1.0 / i.size))
+            us.append(np.full(i.size, factors[c.variant] / i.size))
     if not ds:
         return np.zeros((0, clips[0].X.shape[1]), np.float32), np.zeros(0)
     return np.vstack(ds).astype(np.float32), np.concatenate(us)
@@ -117,21 +136,30 @@ def fit_head(clips: list[Clip], config: dict):
     """The mood head of ``config`` fitted on ``clips``. Returns (model, X, Y, w) of the fit."""
     quad = config["model"].startswith("quad")
     X, Y, w = design(clips, stride=config["stride"], share_4q=config["share_4q"], signs=quad)
-    pairs = [v for v in config.get("inv_pairs", "").split(",") if v]
+    pairs = pair_variants(config.get("inv_pairs", ""))
     D = u = None
-    if pairs and config.get("inv_weight", 0.0) > 0:
+    weight = config.get("inv_weight", 0.0)
+    if pairs and weight > 0:
         if not (quad or config["model"].startswith("ridge")):
             raise ValueError("inv_pairs needs a ridge or quadrant model")
         clean_vg = config["soundfonts"].split(",")[0]
         D, u = invariance_pairs(clips, pairs, clean_vgmidi=clean_vg, stride=config["stride"])
     if quad:
-        model = make_model(config["model"]).fit(X, Y, w, pairs=D, pair_weights=u,
-                                                weight=config.get("inv_weight", 0.0) if D is not None else 0.0)
+        model = make_model(config["model"])
+        model.hidden, model.alpha = int(config.get("mlp_hidden", 0)), float(config.get("mlp_alpha", 10.0))
+        model.blend = float(config.get("mlp_blend", 0.0)) if model.hidden else 0.0
+        model.fit(X, Y, w, pairs=D, pair_weights=u, weight=weight if D is not None else 0.0, seed=config["seed"])
         return model, X, Y, w
     model = fit_model(config["model"], X, Y, w, seed=config["seed"])
     if D is not None:
-        penalise(model, X.astype(np.float64), Y, w, D.astype(np.float64), u, weight=config["inv_weight"])
+        penalise(model, X.astype(np.float64), Y, w, D.astype(np.float64), u, weight=weight)
     return model, X, Y, w
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 #: Valence and arousal signs of the quadrants Q1..Q4 (rows), the quadrant head's output map.
@@ -149,15 +177,17 @@ class QuadrantHead:
     solved by sklearn's L-BFGS after whitening the quadratic penalty.
     """
 
-    def __init__(self, C: float = 1e-3):
+    def __init__(self, C: float = 1e-3, *, hidden: int = 0, alpha: float = 10.0, blend: float = 0.5):
         self.C = float(C)
+        self.hidden, self.alpha, self.blend = int(hidden), float(alpha), float(blend) if hidden else 0.0
 
-    def fit(self, X, Y, w, *, pairs=None, pair_weights=None, weight: float = 0.0):
+    def fit(self, X, Y, w, *, pairs=None, pair_weights=None, weight: float = 0.0, seed: int = 0):
         """``Y``: the quadrant's signs per row (``design(..., signs=True)``)."""
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
+        from sklearn.neural_network import MLPClassifier
 
         X = np.asarray(X, np.float64)
         labels = quadrant_from_signs(Y[:, 0], Y[:, 1])
@@ -179,17 +209,27 @@ class QuadrantHead:
             lr = LogisticRegression(C=self.C, max_iter=5000, tol=1e-6).fit(Xs @ T, labels, sample_weight=w)
         self.coef_ = T @ lr.coef_.T  # (n_features, 4), standardised units
         self.intercept_ = lr.intercept_.astype(np.float64)
+        self.net_ = None
+        if self.hidden:  # the network sees the same standardised inputs; no invariance penalty
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                net = MLPClassifier((self.hidden,), alpha=self.alpha, max_iter=60, batch_size=256,
+                                    learning_rate_init=1e-3, random_state=seed).fit(Xs, labels, sample_weight=w)
+            self.net_ = [(W.astype(np.float64), b.astype(np.float64)) for W, b in zip(net.coefs_, net.intercepts_)]
         return self
 
     def logits(self, X) -> np.ndarray:
+        """(n, 4) logits of the linear classifier."""
         return ((np.asarray(X, np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
-        """(n, 4) probabilities of Q1..Q4."""
-        z = self.logits(X)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        """(n, 4) probabilities of Q1..Q4 (the linear classifier's, blended with the network's)."""
+        p = _softmax(self.logits(X))
+        if self.net_ is not None and self.blend > 0:
+            (W1, b1), (W2, b2) = self.net_
+            h = np.maximum(((np.asarray(X, np.float64) - self.mean_) / self.scale_) @ W1 + b1, 0.0)
+            p = (1.0 - self.blend) * p + self.blend * _softmax(h @ W2 + b2)
+        return p
 
     def predict(self, X) -> np.ndarray:
         """(n, 2) valence, arousal in [-1, 1]."""
@@ -201,19 +241,33 @@ class QuadrantHead:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
 
-        W = self.coef_ / self.scale_[:, None]
-        b = self.intercept_ - (self.mean_ / self.scale_) @ self.coef_
+        def folded(W, b):  # a layer on standardised inputs -> the same layer on raw inputs
+            return W / self.scale_[:, None], b - (self.mean_ / self.scale_) @ W
+
+        W, b = folded(self.coef_, self.intercept_)
+        init = {"W": W, "b": b, "signs": QUADRANT_SIGN_MATRIX}
+        nodes = [helper.make_node("MatMul", ["X", "W"], ["z0"]), helper.make_node("Add", ["z0", "b"], ["z"])]
+        if self.net_ is not None and self.blend > 0:
+            (W1, b1), (W2, b2) = self.net_
+            init["W1"], init["b1"] = folded(W1, b1)
+            init.update(W2=W2, b2=b2, w_linear=np.array([1.0 - self.blend]), w_net=np.array([self.blend]))
+            nodes += [helper.make_node("Softmax", ["z"], ["p_linear"], axis=1),
+                      helper.make_node("MatMul", ["X", "W1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+                      helper.make_node("Relu", ["h1"], ["h"]),
+                      helper.make_node("MatMul", ["h", "W2"], ["y0"]), helper.make_node("Add", ["y0", "b2"], ["y"]),
+                      helper.make_node("Softmax", ["y"], ["p_net"], axis=1),
+                      helper.make_node("Mul", ["p_linear", "w_linear"], ["q0"]),
+                      helper.make_node("Mul", ["p_net", "w_net"], ["q1"]),
+                      helper.make_node("Add", ["q0", "q1"], ["quadrant_probability"])]
+        else:
+            nodes.append(helper.make_node("Softmax", ["z"], ["quadrant_probability"], axis=1))
+        nodes.append(helper.make_node("MatMul", ["quadrant_probability", "signs"], ["variable"]))
         graph = helper.make_graph(
-            [helper.make_node("MatMul", ["X", "W"], ["z0"]), helper.make_node("Add", ["z0", "b"], ["z"]),
-             helper.make_node("Softmax", ["z"], ["quadrant_probability"], axis=1),
-             helper.make_node("MatMul", ["quadrant_probability", "signs"], ["variable"])],
-            "moodtrack_quadrant_head",
+            nodes, "moodtrack_quadrant_head",
             [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])],
             [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 2]),
              helper.make_tensor_value_info("quadrant_probability", TensorProto.FLOAT, [None, 4])],
-            initializer=[numpy_helper.from_array(W.astype(np.float32), "W"),
-                         numpy_helper.from_array(b.astype(np.float32), "b"),
-                         numpy_helper.from_array(QUADRANT_SIGN_MATRIX.astype(np.float32), "signs")])
+            initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in init.items()])
         onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="moodtrack")
         onx.ir_version = 8
         onnx.checker.check_model(onx)
