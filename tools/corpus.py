@@ -13,7 +13,7 @@ Each source is decoded once to 16 kHz mono (int16 ``.npy``). The teachers (music
 MSD and MTT networks converted by ``tools/convert_musicnn.py``) see the same causal,
 level-normalised log-mel patches the runtime computes (:mod:`realtime.embedding`), on
 the clean audio, at ``TEACHER_HOP`` frames: their penultimate layer and tag
-probabilities are the student's targets.
+probabilities are the student's targets (MTT's penultimate layer is stored beside them).
 """
 
 from __future__ import annotations
@@ -125,14 +125,15 @@ class Teachers:
         self.labels = labels(self.msd, "msd") + labels(self.mtt, "mtt")
 
     def __call__(self, patches: np.ndarray) -> dict[str, np.ndarray]:
-        out = {"msd_pen": [], "tags": []}
+        out = {"msd_pen": [], "mtt_pen": [], "tags": []}
         for i in range(0, len(patches), 32):
             x = patches[i:i + 32]
             mt, mp = self.msd.run(["tags:0", "penultimate:0"], {"melspec:0": x})
-            tt, = self.mtt.run(["tags:0"], {"melspec:0": x})
+            tt, tp = self.mtt.run(["tags:0", "penultimate:0"], {"melspec:0": x})
             out["msd_pen"].append(mp)
+            out["mtt_pen"].append(tp)
             out["tags"].append(np.hstack([mt, tt]))
-        return {k: np.concatenate(v).astype(np.float32) if v else np.zeros((0, 200 if k == "msd_pen" else 100), np.float32)
+        return {k: np.concatenate(v).astype(np.float32) if v else np.zeros((0, 100 if k == "tags" else 200), np.float32)
                 for k, v in out.items()}
 
 
@@ -149,6 +150,7 @@ def prepare_one(args) -> str:
     y = np.load(audio_f).astype(np.float32) / 32767.0  # the stored audio, exactly
     ends, patches = teacher_patches(y)
     t = _TEACHERS(patches) if len(ends) else {"msd_pen": np.zeros((0, 200), np.float32),
+                                              "mtt_pen": np.zeros((0, 200), np.float32),
                                               "tags": np.zeros((0, 100), np.float32)}
     tmp = tgt_f.with_suffix(".tmp.npz")
     np.savez(tmp, ends=ends, **t)

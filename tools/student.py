@@ -20,7 +20,7 @@ class Student(nn.Module):
     between them, mean and max over time, one hidden layer, three heads."""
 
     def __init__(self, *, n_mels: int = 96, widths=(128, 128, 192, 256), n_embedding: int = 200,
-                 n_tags: int = 100):
+                 n_tags: int = 100, n_aux: int = 0):
         super().__init__()
         layers, c = [nn.AvgPool1d(2), nn.BatchNorm1d(n_mels)], n_mels
         for i, w in enumerate(widths):
@@ -33,11 +33,18 @@ class Student(nn.Module):
         self.embedding = nn.Linear(256, n_embedding)
         self.tags = nn.Linear(256, n_tags)
         self.speech = nn.Linear(256, 1)
+        # Training only: a further target from the hidden layer (the MTT teacher's penultimate
+        # layer), which shapes the shared layers and is not exported.
+        self.aux = nn.Linear(256, n_aux) if n_aux else None
+
+    def hidden_of(self, melspec):
+        """The 256-value hidden layer every head reads."""
+        x = self.features(melspec.transpose(1, 2))  # (n, mels, frames) -> (n, c, t)
+        return self.hidden(torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1))
 
     def logits(self, melspec):
         """(embedding, tag logits, speech logit) for training losses."""
-        x = self.features(melspec.transpose(1, 2))  # (n, mels, frames) -> (n, c, t)
-        h = self.hidden(torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1))
+        h = self.hidden_of(melspec)
         return self.embedding(h), self.tags(h), self.speech(h)
 
     def forward(self, melspec):

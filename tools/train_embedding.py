@@ -58,7 +58,8 @@ def _examples(args):
     else:
         frame_active = active[: logmel.shape[0] * hop].reshape(-1, hop).mean(axis=1)[: logmel.shape[0]]
         speech = np.array([frame_active[max(e - PATCH, 0):e].mean() for e in ends], np.float32)
-    return x, t["msd_pen"][: len(ends)], t["tags"][: len(ends)], speech, np.ones(len(ends), bool)
+    return (x, t["msd_pen"][: len(ends)], t["tags"][: len(ends)], speech, np.ones(len(ends), bool),
+            t["mtt_pen"][: len(ends)])
 
 
 def _speech_only(args):
@@ -77,7 +78,8 @@ def _speech_only(args):
     fa = active[: logmel.shape[0] * hop].reshape(-1, hop).mean(axis=1)
     speech = np.array([fa[e - PATCH:e].mean() for e in ends], np.float32)
     x = patch_stack(logmel, ends, PATCH).astype(np.float16)
-    return x, np.zeros((len(ends), 200), np.float32), np.zeros((len(ends), 100), np.float32), speech, np.zeros(len(ends), bool)
+    return (x, np.zeros((len(ends), 200), np.float32), np.zeros((len(ends), 100), np.float32), speech,
+            np.zeros(len(ends), bool), np.zeros((len(ends), 200), np.float32))
 
 
 _BANK = None
@@ -101,25 +103,53 @@ def build_set(cache: Path, names: list[str], variants: int, seed: int, jobs: int
             if (i + 1) % 200 == 0:
                 print(f"  examples {i + 1}/{len(tasks)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         parts += [r for r in pool.imap_unordered(_speech_only, [(k, seed) for k in range(n_speech)])]
-    return [np.concatenate([p[i] for p in parts]) for i in range(5)]
+    return [np.concatenate([p[i] for p in parts]) for i in range(6)]
 
 
-def train(data, *, minutes: float, seed: int, batch: int = 128, lr: float = 2e-3):
+SET_KEYS = ("x", "emb", "tags", "speech", "has_emb", "aux")
+
+
+def training_set(path: Path | None, build):
+    """The training set from ``path`` (an .npz written by an earlier run), or ``build()``
+    and, with ``path``, stored there for the next run (same items, chains and seed)."""
+    if path is not None and path.is_file():
+        with np.load(path) as f:
+            return [f[k] for k in SET_KEYS]
+    data = build()
+    if path is not None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **dict(zip(SET_KEYS, data)))
+        tmp.replace(path)
+    return data
+
+
+def train(data, *, minutes: float, seed: int, batch: int = 128, lr: float = 2e-3,
+          widths=(128, 128, 192, 256), aux_weight: float = 0.0, threads: int = 1, embed_mtt: bool = False):
+    """Distil a :class:`tools.student.Student` of conv ``widths`` for ``minutes`` of wall
+    time on ``threads`` threads; ``aux_weight`` > 0 adds the MTT teacher's penultimate
+    layer as a training-only target with that weight; ``embed_mtt``: the embedding is both
+    teachers' penultimate layers (400 values: MSD then MTT) instead of MSD's alone."""
     import torch
     from torch import nn
 
     from tools.student import Student
 
     torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    x, emb, tags, speech, has_emb = data
-    mu, sd = emb[has_emb].mean(axis=0), emb[has_emb].std(axis=0) + 1e-6
-    emb_z = np.where(has_emb[:, None], (emb - mu) / sd, 0.0).astype(np.float32)
+    torch.set_num_threads(threads)
+    x, emb, tags, speech, has_emb, aux = data
+
+    def standardised(t):
+        mu, sd = t[has_emb].mean(axis=0), t[has_emb].std(axis=0) + 1e-6
+        return np.where(has_emb[:, None], (t - mu) / sd, 0.0).astype(np.float32)
+
+    if embed_mtt:
+        emb = np.hstack([emb, aux])
+    emb_z, aux_z = standardised(emb), standardised(aux)
     n = len(x)
     rng = np.random.default_rng(seed)
     val = rng.random(n) < 0.03
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    model = Student()
+    model = Student(widths=tuple(widths), n_embedding=emb.shape[1], n_aux=aux.shape[1] if aux_weight > 0 else 0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     # The learning rate follows the clock (warm-up, then cosine to 0 at the time limit), so
     # a slower or busier machine trains fewer steps but always anneals.
@@ -138,15 +168,19 @@ def train(data, *, minutes: float, seed: int, batch: int = 128, lr: float = 2e-3
     def batch_of(idx):
         return (torch.from_numpy(x[idx].astype(np.float32)), torch.from_numpy(emb_z[idx]),
                 torch.from_numpy(tags[idx]), torch.from_numpy(speech[idx][:, None]),
-                torch.from_numpy(has_emb[idx].astype(np.float32)))
+                torch.from_numpy(has_emb[idx].astype(np.float32)), torch.from_numpy(aux_z[idx]))
 
     def loss_of(b):
-        xb, eb, tb, sb, hb = b
-        pe, pt, ps = model.logits(xb)
+        xb, eb, tb, sb, hb, ab = b
+        h = model.hidden_of(xb)
+        pe, pt, ps = model.embedding(h), model.tags(h), model.speech(h)
         l_emb = (((pe - eb) ** 2).mean(dim=1) * hb).sum() / hb.sum().clamp(min=1)
         l_tag = (bce(pt, tb).mean(dim=1) * hb).sum() / hb.sum().clamp(min=1)
         l_sp = bce(ps, sb).mean()
-        return l_emb + l_tag + 0.5 * l_sp, (float(l_emb), float(l_tag), float(l_sp))
+        loss = l_emb + l_tag + 0.5 * l_sp
+        if model.aux is not None:
+            loss = loss + aux_weight * (((model.aux(h) - ab) ** 2).mean(dim=1) * hb).sum() / hb.sum().clamp(min=1)
+        return loss, (l_emb.item(), l_tag.item(), l_sp.item())
 
     while time.time() < t_end:
         perm = rng.permutation(tr_idx)
@@ -209,13 +243,25 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--widths", default="128,128,192,256", help="the student's conv layer widths")
+    ap.add_argument("--aux-mtt", type=float, default=0.0,
+                    help="weight of the MTT teacher's penultimate layer as a training-only target (0: none)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    ap.add_argument("--embed-mtt", action="store_true",
+                    help="embedding = both teachers' penultimate layers (400 values) instead of MSD's (200)")
+    ap.add_argument("--set", type=Path, default=None,
+                    help="an .npz to keep the augmented training set in (reused when it exists)")
     args = ap.parse_args(argv)
     items = json.loads((args.cache / "distill" / "items.json").read_text())
     names = [it["name"] for it in items if (args.cache / "distill" / "teacher" / f"{it['name']}.npz").is_file()]
     print(f"{len(names)} items x {args.variants} chains", file=sys.stderr)
-    data = build_set(args.cache, names, args.variants, args.seed, args.jobs, n_speech=120)
+    data = training_set(args.set, lambda: build_set(args.cache, names, args.variants, args.seed, args.jobs,
+                                                    n_speech=120))
     print(f"{len(data[0])} patches", file=sys.stderr)
-    model, report = train(data, minutes=args.minutes, seed=args.seed)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    model, report = train(data, minutes=args.minutes, seed=args.seed, widths=widths, aux_weight=args.aux_mtt,
+                          threads=args.threads, embed_mtt=args.embed_mtt)
+    report["widths"] = list(widths)
     print(json.dumps(report), file=sys.stderr)
     from tools.corpus import Teachers
 
