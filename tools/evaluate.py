@@ -281,6 +281,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cv-probes", default="",
                     help="with CV: signal chains (e.g. dialogue6) whose quadrant agreement with the clean "
                          "clip each fold also measures on its test groups")
+    ap.add_argument("--embedding", type=Path, default=DEFAULT_EMBEDDING,
+                    help="the embedding network the heads are built on (default: the shipped one)")
     ap.add_argument("--speech-hold", type=float, default=0.5,
                     help="speech value at which the film-mix preset holds the estimate")
     for k, v in DEFAULT_CONFIG.items():
@@ -289,7 +291,7 @@ def main(argv=None) -> int:
     config = {k: getattr(args, k) for k in DEFAULT_CONFIG}
     name = args.name or "_".join(f"{config[k]}" for k in ("model", "q4_target", "share_4q"))
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    clips = load_all(args.data, args.cache, config)
+    clips = load_all(args.data, args.cache, config, embedding=args.embedding)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.final_check:
         res = final_check(clips, config, log=log)
@@ -304,7 +306,7 @@ def main(argv=None) -> int:
         from realtime.embedding import EmbeddingNetwork
         from tools.embdata import load_4q_emb, select_pools
 
-        net = EmbeddingNetwork(DEFAULT_EMBEDDING)
+        net = EmbeddingNetwork(args.embedding)
         probes = [c for c in load_4q_emb(args.data, args.cache, net, variants=_names(args.cv_probes),
                                          groups=lambda g: not holdout_group(g, "4q"))]
         for c in probes:
@@ -347,7 +349,7 @@ def final_invariance(clips, config, args, model, scale, *, log=print):
     ``scale``) on the hold-out 4Q clips."""
     from realtime.embedding import EmbeddingNetwork
 
-    net = EmbeddingNetwork(DEFAULT_EMBEDDING)
+    net = EmbeddingNetwork(args.embedding)
     groups = {c.group for c in clips if c.source == "4q" and holdout_group(c.group, c.source)}
     pools = _names(config["pools"])
     plain = invariance(model, scale, args.data, args.cache, net, pools, groups, log=log)
