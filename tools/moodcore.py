@@ -213,7 +213,7 @@ class QuadrantHead:
         if self.hidden:  # the network sees the same standardised inputs; no invariance penalty
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                net = MLPClassifier((self.hidden,), alpha=self.alpha, max_iter=60, batch_size=256,
+                net = MLPClassifier((self.hidden,), alpha=self.alpha, max_iter=60, batch_size=min(256, len(Xs)),
                                     learning_rate_init=1e-3, random_state=seed).fit(Xs, labels, sample_weight=w)
             self.net_ = [(W.astype(np.float64), b.astype(np.float64)) for W, b in zip(net.coefs_, net.intercepts_)]
         return self
