@@ -145,9 +145,8 @@ def fit_head(clips: list[Clip], config: dict):
         clean_vg = config["soundfonts"].split(",")[0]
         D, u = invariance_pairs(clips, pairs, clean_vgmidi=clean_vg, stride=config["stride"])
     if quad:
-        model = make_model(config["model"])
-        model.hidden, model.alpha = int(config.get("mlp_hidden", 0)), float(config.get("mlp_alpha", 10.0))
-        model.blend = float(config.get("mlp_blend", 0.0)) if model.hidden else 0.0
+        model = make_model(config["model"], hidden=int(config.get("mlp_hidden", 0)),
+                           alpha=float(config.get("mlp_alpha", 10.0)), blend=float(config.get("mlp_blend", 0.5)))
         model.fit(X, Y, w, pairs=D, pair_weights=u, weight=weight if D is not None else 0.0, seed=config["seed"])
         return model, X, Y, w
     model = fit_model(config["model"], X, Y, w, seed=config["seed"])
@@ -275,14 +274,15 @@ class QuadrantHead:
 
 
 # ---------------------------------------------------------------------------- models
-def make_model(name: str, seed: int = 0):
-    """An unfitted regressor (n, n_features) -> (n, 2) that skl2onnx converts."""
+def make_model(name: str, seed: int = 0, **quadrant_options):
+    """An unfitted regressor (n, n_features) -> (n, 2) that skl2onnx converts (``quad``: a
+    :class:`QuadrantHead`, with ``quadrant_options`` for its network)."""
     from sklearn.multioutput import MultiOutputRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if name.startswith("quad"):  # "quad" or "quad<C>"
-        return QuadrantHead(C=float(name[4:] or 1e-3))
+        return QuadrantHead(C=float(name[4:] or 1e-3), **quadrant_options)
     if name.startswith("ridge"):  # "ridge" or "ridge<alpha>"
         from sklearn.linear_model import Ridge
 

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime.embedding import EmbeddingNetwork, LogMelFrontEnd, patch_stack, round_to_float16  # noqa: E402
-from tools.corpus import PATCH, items  # noqa: E402
+from tools.corpus import PATCH, Teachers, items  # noqa: E402
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, group_folds, holdout_group, load_4q_labels  # noqa: E402
 
 
@@ -47,26 +47,22 @@ def clip_vectors(which: str, names: list[str], cache: Path, *, hop: int = PATCH,
     (one every ``hop`` frames; ``raw``: without the level normalisation; ``norm_db``: the
     normalisation's target level instead of the runtime's)."""
     if which == "teacher":
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(str(cache / "teacher" / "msd_musicnn.onnx"), opts,
-                                    providers=["CPUExecutionProvider"])
+        msd = Teachers(cache / "teacher").msd
 
         def embed(x):
-            return np.concatenate([sess.run(["penultimate:0"], {"melspec:0": x[i:i + 32]})[0]
+            return np.concatenate([msd.run(["penultimate:0"], {"melspec:0": x[i:i + 32]})[0]
                                    for i in range(0, len(x), 32)])
     else:
         net = EmbeddingNetwork(Path(which))
 
         def embed(x):
             return net.run(x)[0]
+    front = RawLogMel() if raw else LogMelFrontEnd(**({} if norm_db is None else {"norm_db": norm_db}))
     rows = []
     for n in names:
         y = np.load(cache / "distill" / "audio" / f"{n}.npy").astype(np.float32) / 32767.0
-        level = {} if norm_db is None else {"norm_db": norm_db}
-        logmel, _ = (RawLogMel() if raw else LogMelFrontEnd(**level)).process(y)
+        front.reset()  # each clip from its own start
+        logmel, _ = front.process(y)
         ends = np.arange(PATCH, logmel.shape[0] + 1, hop)
         e = embed(np.ascontiguousarray(patch_stack(logmel, ends, PATCH), np.float32))
         rows.append(np.hstack([e.mean(axis=0), e.std(axis=0)]))
@@ -128,14 +124,15 @@ def main(argv=None) -> int:
     ap.add_argument("--final-check", action="store_true",
                     help="also fit on the development artists and score the final-check artists")
     ap.add_argument("--norm-db", type=float, default=None,
-                    help="the level normalisation's target (dB mean square; runtime: -20)")
+                    help="the level normalisation's target (dB mean square; default: the runtime's)")
     args = ap.parse_args(argv)
     df = load_4q_labels(args.data).set_index("song")
     its = [it for it in items(args.data, args.cache) if it.source == "4q"
            and (args.cache / "distill" / "teacher" / f"{it.name}.npz").is_file()]
     quadrant = np.array([int(df.loc[it.key, "quadrant"][1]) for it in its])
     artists = [it.group for it in its]
-    front = ("raw" if args.raw else f"normalised to {args.norm_db or -20:g} dB") + f" log-mel, hop {args.hop}"
+    level = LogMelFrontEnd().norm_db if args.norm_db is None else args.norm_db
+    front = ("raw" if args.raw else f"normalised to {level:g} dB") + f" log-mel, hop {args.hop}"
     for which in args.networks:
         X = clip_vectors(which, [it.name for it in its], args.cache, hop=args.hop, raw=args.raw,
                          norm_db=args.norm_db)

@@ -20,6 +20,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, busy cores
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -109,16 +110,19 @@ def build_set(cache: Path, names: list[str], variants: int, seed: int, jobs: int
 SET_KEYS = ("x", "emb", "tags", "speech", "has_emb", "aux")
 
 
-def training_set(path: Path | None, build):
-    """The training set from ``path`` (an .npz written by an earlier run), or ``build()``
-    and, with ``path``, stored there for the next run (same items, chains and seed)."""
+def training_set(path: Path | None, build, *, key: str):
+    """The training set from ``path`` (an .npz an earlier run wrote for the same ``key``:
+    items, chains and seed), or ``build()`` and, with ``path``, stored there (whole or not
+    at all) for the next run. A set built for another key is built again, not reused."""
     if path is not None and path.is_file():
         with np.load(path) as f:
-            return [f[k] for k in SET_KEYS]
+            if "key" in f and str(f["key"]) == key:
+                return [f[k] for k in SET_KEYS]
+        print(f"{path} holds a set of other items, chains or seed: building it again", file=sys.stderr)
     data = build()
     if path is not None:
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **dict(zip(SET_KEYS, data)))
+        np.savez(tmp, key=np.array(key), **dict(zip(SET_KEYS, data)))
         tmp.replace(path)
     return data
 
@@ -255,8 +259,10 @@ def main(argv=None) -> int:
     items = json.loads((args.cache / "distill" / "items.json").read_text())
     names = [it["name"] for it in items if (args.cache / "distill" / "teacher" / f"{it['name']}.npz").is_file()]
     print(f"{len(names)} items x {args.variants} chains", file=sys.stderr)
+    n_speech = 120
+    key = hashlib.sha1(json.dumps([names, args.variants, args.seed, n_speech]).encode()).hexdigest()
     data = training_set(args.set, lambda: build_set(args.cache, names, args.variants, args.seed, args.jobs,
-                                                    n_speech=120))
+                                                    n_speech=n_speech), key=key)
     print(f"{len(data[0])} patches", file=sys.stderr)
     widths = tuple(int(w) for w in args.widths.split(","))
     model, report = train(data, minutes=args.minutes, seed=args.seed, widths=widths, aux_weight=args.aux_mtt,
