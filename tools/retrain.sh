@@ -20,7 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 "$PY" tools/render_vgmidi.py --data "$DATA" --cache cache                        # MIDI -> audio, 3 soundfonts
 "$PY" -m tools.arrangements --data "$DATA" --cache cache                         # VGMIDI arranged for GM instruments
 "$PY" -m tools.corpus --data "$DATA" --cache cache                               # 16 kHz audio + teacher targets
-"$PY" tools/train_embedding.py --cache cache --out models/embedding.onnx         # distil the student
+"$PY" tools/train_embedding.py --cache cache --out models/embedding.onnx \
+    --embed-mtt --widths 160,160,256,320 --minutes 35 --threads 2                  # distil the 400-value student
 "$PY" tools/train_speech.py --data "$DATA" --cache cache --out models/embedding.onnx  # its speech layer, recorded voices
 "$PY" -m tools.embdata --data "$DATA" --cache cache                              # every clip through it (cached)
 "$PY" tools/train_tags.py --data "$DATA" --cache cache --out models/tags.onnx    # genre head + tag figures

@@ -38,7 +38,7 @@ from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, UPDATE_HZ  # noqa: E402
 from tools.moodcore import DEFAULT_CONFIG, fit_head, output_scale_from  # noqa: E402
 from tools.onnx_export import export_model  # noqa: E402
 
-MODEL_VERSION = "3.5"
+MODEL_VERSION = "4.0"
 
 TRAINING_DATA = ("4Q audio emotion dataset (Panda, Malheiro & Paiva 2018, IEEE TAFFC), 707 clips, "
                  "static tag-derived valence/arousal + quadrant; VGMIDI (Ferreira & Whitehead 2019, "
