@@ -192,8 +192,9 @@ class ChromaFrontEnd:
         return self._stft.frames_by(end_sample)
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        # einsum's own loop, not BLAS: the same bits whatever the number of frames at once
-        out = [np.einsum("ij,jk->ik", pspec.astype(np.float64), self._chroma_fb_t)
+        # In float64, rounded to float32 (as the mel product): BLAS's rounding may depend on
+        # how many frames go at once, and the chroma must not (blocks of any size, same bits).
+        out = [(pspec.astype(np.float64) @ self._chroma_fb_t).astype(np.float32).astype(np.float64)
                for _, _, _, pspec in self._stft.process(block)]
         if not out:
             return np.zeros((0, 12))

@@ -8,6 +8,7 @@ scipy.signal. Any other configuration is computed with librosa on the spot.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,23 @@ def compute(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> dict[s
 
 
 def load(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> dict[str, np.ndarray]:
-    """The precomputed matrices when they were made for these parameters, else :func:`compute`."""
+    """The precomputed matrices when they were made for these parameters, else :func:`compute`.
+
+    Loaded once per process and parameter set (a library run builds a front end per file);
+    the arrays are read-only.
+    """
+    return dict(_load(float(sample_rate), float(n_fft), float(n_mels), float(fmin)))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(sample_rate: float, n_fft: float, n_mels: float, fmin: float) -> dict[str, np.ndarray]:
+    mats = _read(sample_rate=int(sample_rate), n_fft=int(n_fft), n_mels=int(n_mels), fmin=fmin)
+    for a in mats.values():
+        a.flags.writeable = False
+    return mats
+
+
+def _read(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float) -> dict[str, np.ndarray]:
     params = (sample_rate, n_fft, n_mels, fmin)
     for path in PRECOMPUTED_SETS:
         if path.is_file():
