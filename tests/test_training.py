@@ -297,3 +297,49 @@ def test_quadrant_head_with_a_network_blends_and_exports(tmp_path):
     assert np.abs(p_lin - p_net).max() > 1e-3  # two different models were blended
     np.testing.assert_allclose(model.predict(X), model.predict_proba(X) @ QUADRANT_SIGN_MATRIX, atol=1e-12)
     np.testing.assert_allclose(MoodModel(path).predict(X), model.predict(X), atol=1e-4)
+
+
+def test_score_analyze_reads_what_analyze_writes(tmp_path):
+    """tools/score_analyze.py scores analyze's summary (4Q clip means) and timelines (VGMIDI)."""
+    import csv
+    from types import SimpleNamespace
+
+    from tools import score_analyze
+
+    out = tmp_path / "out"
+    out.mkdir()
+    q4 = [(tmp_path / f"{song}.ogg", SimpleNamespace(artist="a", song=song, quadrant=q, v=v, a=a))
+          for song, q, v, a in (("s1", "Q1", 0.5, 0.5), ("s2", "Q2", -0.5, 0.4), ("s3", "Q3", -0.3, -0.2),
+                                ("s4", "Q4", 0.2, -0.6))]
+    means = {"s1": (0.4, 0.3), "s2": (-0.2, 0.6), "s3": (-0.5, -0.1), "s4": (-0.1, -0.5)}  # s4 misread as Q3
+    t = np.arange(1.0, 40.0, 0.5)
+    curve = np.sin(np.linspace(0, 3, 10))
+    info = {"duration_s": 40.0, "measures": 10, "valence": curve, "arousal": -curve}
+    idx = measure_of(t, 40.0, 10)
+    rows = [("s1.ogg", "s1.ogg.csv"), ("s2.ogg", "s2.ogg.csv"), ("s3.ogg", "s3.ogg.csv"), ("s4.ogg", "s4.ogg.csv"),
+            ("p.flac", "p.flac.csv")]
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "timeline", "mean_valence", "mean_arousal", "error"])
+        for name, tl in rows:
+            v, a = means.get(name.split(".")[0], (0.0, 0.0))
+            w.writerow([f"/x/{name}", tl, v, a, ""])
+    with open(out / "p.flac.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t", "valence", "arousal", "quadrant"])
+        for ti, m in zip(t, idx):
+            w.writerow([ti, 0.5 * curve[m], -0.2 * curve[m], "Q1"])  # the listeners' curve, scaled
+    res = score_analyze.score(q4, [(tmp_path / "p.flac", "p", info)], out)
+    assert res["q4_n"] == 4 and res["q4_quadrant_acc"] == pytest.approx(0.75)
+    assert res["q4_valence_sign_acc"] == pytest.approx(0.75) and res["q4_arousal_sign_acc"] == 1.0
+    assert res["vg_v_piece_r"] == pytest.approx(1.0) and res["vg_a_piece_r"] == pytest.approx(1.0)
+    assert res["vg_v_piece_ccc"] < 1.0
+
+
+def test_train_refuses_a_development_only_model_in_models(capsys):
+    from tools import train
+
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--development-only", "--out", str(train.ROOT / "models" / "mood.onnx"), "--cv-folds", "0"])
+    assert exc.value.code == 2
+    assert "--development-only" in capsys.readouterr().err

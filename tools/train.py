@@ -9,7 +9,9 @@ Steps (fixed seeds throughout):
    runs through the runtime extractor at the runtime's 2 Hz update rate (cached in cache/);
 2. group-disjoint cross-validation (``tools/evaluate.py``) on the development groups gives
    the figures stored in the metadata, the residual std (confidence) and the output scale;
-3. the model is refit on all clips (development + hold-out groups) and exported.
+3. the model is refit on all clips (development + hold-out groups) and exported;
+   ``--development-only`` refits on the development groups alone, for scoring the hold-out
+   through ``moodtrack analyze`` (``tools/score_analyze.py --model``): never ship that one.
 
 ``--cv-folds 0`` skips step 2 (residual std and output scale then come from the
 training fit; quicker, for trying things).
@@ -107,10 +109,14 @@ def main(argv=None) -> int:
                     help="where the CV report (JSON, markdown) and figures go")
     ap.add_argument("--figures", type=Path, default=ROOT / "models" / "figures")
     ap.add_argument("--cv-folds", type=int, default=5)
+    ap.add_argument("--development-only", action="store_true",
+                    help="fit the exported model without the hold-out groups (to score them; not to ship)")
     for k, v in DEFAULT_CONFIG.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     args = ap.parse_args(argv)
     config = {k: getattr(args, k) for k in DEFAULT_CONFIG}
+    if args.development_only and args.out.resolve().parent == (ROOT / "models").resolve():
+        ap.error("--development-only: give --out outside models/ (a model without the hold-out groups is not shipped)")
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
 
     from tools.evaluate import cross_validate, figures, load_all, markdown_table
@@ -126,9 +132,20 @@ def main(argv=None) -> int:
         (args.report / "cv_report.json").write_text(json.dumps(cv, indent=1))
         (args.report / "cv_report.md").write_text(markdown_table(cv["summary"]) + "\n")
         print(markdown_table(cv["summary"]))
-    log("fitting the final model on all clips")
+    if args.development_only:
+        from tools.datasets import holdout_group
+
+        clips = [c for c in clips if not holdout_group(c.group, c.source)]
+        log(f"fitting the model on the development groups only ({len(clips)} clips)")
+    else:
+        log("fitting the final model on all clips")
     _, path = train_export(clips, config, args.out, cv=cv)
     print(f"wrote {path}")
+    if args.development_only:  # usable as --model: the networks it was trained on beside it
+        import shutil
+
+        for name in ("embedding.onnx", "tags.onnx"):
+            shutil.copy(ROOT / "models" / name, path.parent / name)
     from tools.evaluate import latency_ms
 
     lat = latency_ms(path)
