@@ -14,6 +14,10 @@ also hears people). The new layer is trained on:
   chain: the share of each 3-s patch where someone speaks;
 - dialogue alone over faint noise.
 
+Patches every ~1 s, full ones; with ``--stream-starts`` also the stream's first patches,
+which the runtime pads with zeros (the log-mel of silence) before its first 3 s (tried for
+v4.0, not shipped: see the model card).
+
 The figures (written to ``--report``) are on the hold-out groups (4Q artists, VGMIDI pieces
 fixed by :func:`tools.datasets.holdout_group`) with voices kept out of training: the
 synthetic evaluation voices, the recorded evaluation voices, and alsa-utils' words.
@@ -97,7 +101,8 @@ def patch_speech(active: np.ndarray | None, ends: np.ndarray) -> np.ndarray:
 _STATE: dict = {}
 
 
-def _init(model_bytes: bytes, cache: str):
+def _init(model_bytes: bytes, cache: str, stream_starts: bool = False):
+    _STATE["stream_starts"] = stream_starts
     _STATE["session"] = tapped_session(model_bytes)
     _STATE["distilled"] = distilled_name(model_bytes)
     _STATE["banks"] = {
@@ -130,8 +135,12 @@ def _example(job):
             y = augment.random_chain(y, rng, SR, banks["synthetic"]["train"], p_dialogue=0.0)[0]
         elif condition != "music":  # evaluation: held-out voices 6 dB over the clean music
             y, active = augment.overlay_dialogue(y, rng, SR, banks[condition]["eval"], level_db=6.0)
-    logmel, _ = LogMelFrontEnd().process(np.asarray(y, np.float32))
-    ends = np.arange(PATCH, logmel.shape[0] + 1, HOP)
+    front = LogMelFrontEnd()
+    logmel, _ = front.process(np.asarray(y, np.float32))
+    # Full patches every ~1 s (and, with --stream-starts, the stream's zero-padded first ones)
+    starts = ([e for e in (front.frames_by(k * SR) for k in range(1, 4)) if 0 < e < PATCH]
+              if _STATE["stream_starts"] else [])
+    ends = np.array([e for e in starts if e <= logmel.shape[0]] + list(range(PATCH, logmel.shape[0] + 1, HOP)), int)
     if not len(ends):
         return None
     x = patch_stack(logmel, ends, PATCH)
@@ -258,6 +267,8 @@ def main(argv=None) -> int:
     ap.add_argument("--C", type=float, nargs="+", default=[0.003, 0.03, 0.3])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stream-starts", action="store_true",
+                    help="also train on the stream's first, zero-padded patches (music starting: no speech)")
     args = ap.parse_args(argv)
 
     model_bytes = args.embedding.read_bytes()
@@ -265,7 +276,7 @@ def main(argv=None) -> int:
         augment.load_speech_bank(args.cache / "speech", split)
         voices.load_real_bank(args.cache, split)
     todo = jobs(args.data, args.cache, args.seed)
-    with get_context("spawn").Pool(args.jobs, _init, (model_bytes, str(args.cache))) as pool:
+    with get_context("spawn").Pool(args.jobs, _init, (model_bytes, str(args.cache), args.stream_starts)) as pool:
         rows = [r for r in pool.imap(_example, todo, chunksize=4) if r is not None]
     train = [r for r in rows if r[4] == "train"]
     H = np.concatenate([r[0] for r in train])
