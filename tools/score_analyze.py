@@ -11,7 +11,7 @@ excerpts). Same scores and code as the evaluation (:mod:`tools.moodcore`).
     The shipped ``models/mood.onnx`` is refit on every group, the hold-out included, so scoring
 it here is in-sample; for a true final check give a head fitted without the hold-out:
 
-    python tools/train.py --development-only --out cache/dev/mood.onnx --report cache/dev --figures cache/dev
+    python tools/train.py --development-only --out cache/dev/mood.onnx
     python tools/score_analyze.py --model cache/dev/mood.onnx --smoothing 0,2 --json models/eval/analyze_check.json
 
 (``--development-only`` puts the embedding and tag networks it was trained on beside it).

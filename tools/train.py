@@ -105,9 +105,11 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mood.onnx")
-    ap.add_argument("--report", type=Path, default=ROOT / "models" / "eval",
-                    help="where the CV report (JSON, markdown) and figures go")
-    ap.add_argument("--figures", type=Path, default=ROOT / "models" / "figures")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="where the CV report (JSON, markdown) and latency go (default: models/eval, "
+                         "with --development-only the folder of --out)")
+    ap.add_argument("--figures", type=Path, default=None,
+                    help="where the CV figures go (default: models/figures, with --development-only the folder of --out)")
     ap.add_argument("--cv-folds", type=int, default=5)
     ap.add_argument("--development-only", action="store_true",
                     help="fit the exported model without the hold-out groups (to score them; not to ship)")
@@ -117,6 +119,9 @@ def main(argv=None) -> int:
     config = {k: getattr(args, k) for k in DEFAULT_CONFIG}
     if args.development_only and args.out.resolve().parent == (ROOT / "models").resolve():
         ap.error("--development-only: give --out outside models/ (a model without the hold-out groups is not shipped)")
+    beside = args.out.parent if args.development_only else None
+    args.report = args.report or beside or ROOT / "models" / "eval"
+    args.figures = args.figures or beside or ROOT / "models" / "figures"
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
 
     from tools.evaluate import cross_validate, figures, load_all, markdown_table
