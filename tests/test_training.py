@@ -343,3 +343,14 @@ def test_train_refuses_a_development_only_model_in_models(capsys):
         train.main(["--development-only", "--out", str(train.ROOT / "models" / "mood.onnx"), "--cv-folds", "0"])
     assert exc.value.code == 2
     assert "--development-only" in capsys.readouterr().err
+
+
+def test_train_development_only_refuses_a_folder_with_other_networks(tmp_path, capsys):
+    from tools import train
+
+    (tmp_path / "embedding.onnx").write_bytes(b"another network")
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--development-only", "--out", str(tmp_path / "mood.onnx"), "--cv-folds", "0"])
+    assert exc.value.code == 2
+    assert "embedding.onnx exists" in capsys.readouterr().err
+    assert (tmp_path / "embedding.onnx").read_bytes() == b"another network"

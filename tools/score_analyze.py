@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from realtime.outputs import atomic_write  # noqa: E402
 from tools.datasets import (DEFAULT_CACHE, DEFAULT_DATA, Clip, curve_targets, holdout_group,  # noqa: E402
                             load_4q_labels, load_vgmidi_annotations)
 from tools.moodcore import score_4q, score_vgmidi  # noqa: E402
@@ -134,10 +135,10 @@ def main(argv=None) -> int:
               f"{r['vg_a_piece_r']:.3f}, CCC {r['vg_v_piece_ccc']:.3f} / {r['vg_a_piece_ccc']:.3f}; "
               f"30-s excerpts F1 {r.get('vg_seg_macro_f1', float('nan')):.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"config": args.config or "default", "soundfont": args.soundfont,
+        atomic_write(args.json, json.dumps({"config": args.config or "default", "soundfont": args.soundfont,
                                          "model": str(args.model or "shipped (hold-out in its training set)"),
                                          "n_4q": len(q4), "n_vgmidi": len(vg), "by_smoothing_s": results},
-                                        indent=1))
+                                        indent=1).encode())
     return 0
 
 

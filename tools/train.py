@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime.features import FeatureExtractor  # noqa: E402
+from realtime.outputs import atomic_write  # noqa: E402
 from tools.datasets import DEFAULT_CACHE, DEFAULT_DATA, UPDATE_HZ  # noqa: E402
 from tools.moodcore import DEFAULT_CONFIG, fit_head, output_scale_from  # noqa: E402
 from tools.onnx_export import export_model  # noqa: E402
@@ -120,6 +121,11 @@ def main(argv=None) -> int:
     if args.development_only and args.out.resolve().parent == (ROOT / "models").resolve():
         ap.error("--development-only: give --out outside models/ (a model without the hold-out groups is not shipped)")
     beside = args.out.parent if args.development_only else None
+    networks = {n: (ROOT / "models" / n).read_bytes() for n in ("embedding.onnx", "tags.onnx")} if beside else {}
+    for name, data in networks.items():  # beside the head, so that --model finds them; never another's
+        if (beside / name).is_file() and (beside / name).read_bytes() != data:
+            ap.error(f"--development-only: {beside / name} exists and is not models/{name}; "
+                     "give --out in a folder of its own")
     args.report = args.report or beside or ROOT / "models" / "eval"
     args.figures = args.figures or beside or ROOT / "models" / "figures"
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -146,11 +152,8 @@ def main(argv=None) -> int:
         log("fitting the final model on all clips")
     _, path = train_export(clips, config, args.out, cv=cv)
     print(f"wrote {path}")
-    if args.development_only:  # usable as --model: the networks it was trained on beside it
-        import shutil
-
-        for name in ("embedding.onnx", "tags.onnx"):
-            shutil.copy(ROOT / "models" / name, path.parent / name)
+    for name, data in networks.items():  # usable as --model: the networks it was trained on beside it
+        atomic_write(path.parent / name, data)
     from tools.evaluate import latency_ms
 
     lat = latency_ms(path)
